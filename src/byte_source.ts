@@ -189,7 +189,10 @@ export class StreamSource implements ByteSource {
         break;
       }
       // Drop what lies before `offset`, then append.
-      const keepFrom = Math.max(0, Math.min(this.buf.length, offset - this.pos));
+      const keepFrom = Math.max(
+        0,
+        Math.min(this.buf.length, offset - this.pos),
+      );
       const kept = this.buf.subarray(keepFrom);
       const next = new Uint8Array(kept.length + value.length);
       next.set(kept);
@@ -257,7 +260,10 @@ export async function readAtMost(
   length: number,
 ): Promise<Uint8Array> {
   if (src.size !== undefined) {
-    return await src.read(offset, Math.max(0, Math.min(length, src.size - offset)));
+    return await src.read(
+      offset,
+      Math.max(0, Math.min(length, src.size - offset)),
+    );
   }
   if (src instanceof StreamSource) return await src.readAtMost(offset, length);
   return await src.read(offset, length);

@@ -89,7 +89,9 @@ export function assertExists<T>(
 
 /** Asserts that `actual` matches `expected`. */
 export function assertMatch(actual: string, expected: RegExp, msg?: string) {
-  if (!expected.test(actual)) fail(msg, `${JSON.stringify(actual)} !~ ${expected}`);
+  if (!expected.test(actual)) {
+    fail(msg, `${JSON.stringify(actual)} !~ ${expected}`);
+  }
 }
 
 /** Asserts that `actual` contains `expected`. */
@@ -99,7 +101,10 @@ export function assertStringIncludes(
   msg?: string,
 ) {
   if (!actual.includes(expected)) {
-    fail(msg, `${JSON.stringify(actual)} does not include ${JSON.stringify(expected)}`);
+    fail(
+      msg,
+      `${JSON.stringify(actual)} does not include ${JSON.stringify(expected)}`,
+    );
   }
 }
 
@@ -112,12 +117,22 @@ function checkError<E extends Error>(
   includes?: string,
   msg?: string,
 ): E {
-  if (!(e instanceof Error)) fail(msg, `expected an Error to be thrown, got ${String(e)}`);
+  if (!(e instanceof Error)) {
+    fail(msg, `expected an Error to be thrown, got ${String(e)}`);
+  }
   if (ErrorClass && !(e instanceof ErrorClass)) {
-    fail(msg, `expected ${ErrorClass.name}, got ${e.constructor.name}: ${e.message}`);
+    fail(
+      msg,
+      `expected ${ErrorClass.name}, got ${e.constructor.name}: ${e.message}`,
+    );
   }
   if (includes !== undefined && !e.message.includes(includes)) {
-    fail(msg, `expected message including ${JSON.stringify(includes)}, got ${JSON.stringify(e.message)}`);
+    fail(
+      msg,
+      `expected message including ${JSON.stringify(includes)}, got ${
+        JSON.stringify(e.message)
+      }`,
+    );
   }
   return e as E;
 }

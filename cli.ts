@@ -1,0 +1,79 @@
+/**
+ * alisa's command line.
+ *
+ * ```sh
+ * deno run -A cli.ts inspect MODEL [--json]
+ * ```
+ *
+ * MODEL is a `.gguf` file (path or URL) or a Hugging Face directory.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { openModelFile } from "./src/model_file.ts";
+import { formatReport, inspectReport } from "./src/inspect.ts";
+
+const USAGE = `usage: alisa <command> [options]
+
+commands:
+  inspect MODEL [--json]   print the config, tokenizer and tensors of a model
+                           (a .gguf file or a Hugging Face directory)
+
+options:
+  -h, --help               show this help`;
+
+async function inspect(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log("usage: alisa inspect MODEL [--json]");
+    return 0;
+  }
+  if (positionals.length !== 1) {
+    console.error("usage: alisa inspect MODEL [--json]");
+    return 2;
+  }
+  const model = await openModelFile(positionals[0]);
+  try {
+    const report = inspectReport(model);
+    console.log(
+      values.json
+        ? JSON.stringify(report)
+        : formatReport(positionals[0], report),
+    );
+  } finally {
+    model.close();
+  }
+  return 0;
+}
+
+/** Runs the CLI with `args`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case "inspect":
+        return await inspect(rest);
+      case undefined:
+      case "-h":
+      case "--help":
+      case "help":
+        console.log(USAGE);
+        return command === undefined ? 2 : 0;
+      default:
+        console.error(`unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,145 @@
+/**
+ * What `cli.ts inspect` prints: a model's config, tokenizer and tensors, as
+ * text or as one JSON object.
+ *
+ * @module
+ */
+import type { ModelFile } from "./model_file.ts";
+import type { GgufValue } from "./gguf.ts";
+
+/** The JSON form of `inspect --json`. */
+export interface InspectReport {
+  format: "gguf" | "hf";
+  /** GGUF version (GGUF only). */
+  version?: number;
+  arch: string;
+  config: {
+    dim: number;
+    n_layers: number;
+    n_heads: number;
+    n_kv_heads: number;
+    head_dim: number;
+    ffn_dim: number;
+    vocab_size: number;
+    context_length: number;
+    rope_theta: number;
+    rope_dim: number;
+    rope_layout: string;
+    norm_eps: number;
+    tied_embeddings: boolean;
+    attn_bias: boolean;
+  };
+  tokenizer: {
+    model: string;
+    vocab_size: number;
+    bos_id: number | null;
+    eos_id: number | null;
+  };
+  tensors: { name: string; shape: number[]; type: string; bytes: number }[];
+  totals: { tensors: number; parameters: number; bytes: number };
+  /** GGUF metadata (arrays longer than 16 shown by type and length). */
+  metadata?: Record<string, unknown>;
+}
+
+function summarize(v: GgufValue, type: string): unknown {
+  if (typeof v === "bigint") return v.toString();
+  if (Array.isArray(v) || ArrayBuffer.isView(v)) {
+    const a = v as ArrayLike<unknown>;
+    if (a.length > 16) return `<${type}, ${a.length} elements>`;
+    return Array.from(a, (x) => (typeof x === "bigint" ? x.toString() : x));
+  }
+  return v;
+}
+
+/** Builds the report for an open model. */
+export function inspectReport(m: ModelFile): InspectReport {
+  const c = m.config;
+  const tensors = m.tensors.map((t) => ({
+    name: t.name,
+    shape: t.shape,
+    type: t.type,
+    bytes: t.nBytes,
+  }));
+  const report: InspectReport = {
+    format: m.format,
+    arch: c.arch,
+    config: {
+      dim: c.dim,
+      n_layers: c.nLayers,
+      n_heads: c.nHeads,
+      n_kv_heads: c.nKvHeads,
+      head_dim: c.headDim,
+      ffn_dim: c.ffnDim,
+      vocab_size: c.vocabSize,
+      context_length: c.contextLength,
+      rope_theta: c.ropeTheta,
+      rope_dim: c.ropeDim,
+      rope_layout: c.ropeLayout,
+      norm_eps: c.normEps,
+      tied_embeddings: c.tiedEmbeddings,
+      attn_bias: c.attnBias,
+    },
+    tokenizer: {
+      model: m.tokenizer.model,
+      vocab_size: m.tokenizer.vocabSize,
+      bos_id: m.tokenizer.bosId,
+      eos_id: m.tokenizer.eosId,
+    },
+    tensors,
+    totals: {
+      tensors: tensors.length,
+      parameters: m.tensors.reduce((n, t) => n + t.nElements, 0),
+      bytes: m.tensors.reduce((n, t) => n + t.nBytes, 0),
+    },
+  };
+  if (m.gguf) {
+    const md: Record<string, unknown> = {};
+    for (const [k, v] of m.gguf.metadata) {
+      md[k] = summarize(v, m.gguf.metadataTypes.get(k) ?? "?");
+    }
+    report.metadata = md;
+    report.version = m.gguf.version;
+  }
+  return report;
+}
+
+function human(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return `${n}`;
+}
+
+/** The report as text for a terminal. */
+export function formatReport(name: string, r: InspectReport): string {
+  const c = r.config;
+  const lines = [
+    `${name}: ${
+      r.format === "gguf" ? `GGUF v${r.version}` : "Hugging Face safetensors"
+    }, architecture ${r.arch}`,
+    `config: dim ${c.dim}, ${c.n_layers} layers, ${c.n_heads} heads (${c.n_kv_heads} KV heads, head dim ${c.head_dim}), FFN ${c.ffn_dim}, vocab ${c.vocab_size}, context ${c.context_length}`,
+    `        RoPE theta ${c.rope_theta} over ${c.rope_dim} dims (${c.rope_layout}), RMSNorm eps ${c.norm_eps}, ${
+      c.tied_embeddings ? "tied" : "separate"
+    } output embedding${c.attn_bias ? ", Q/K/V biases" : ""}`,
+    `tokenizer: ${r.tokenizer.model}, ${r.tokenizer.vocab_size} tokens, BOS ${r.tokenizer.bos_id}, EOS ${r.tokenizer.eos_id}`,
+    "",
+  ];
+  const w = Math.max(...r.tensors.map((t) => t.name.length), 4);
+  lines.push(
+    `${"name".padEnd(w)}  ${"shape".padEnd(14)}  ${"type".padEnd(6)}  bytes`,
+  );
+  for (const t of r.tensors) {
+    lines.push(
+      `${t.name.padEnd(w)}  ${`[${t.shape.join(", ")}]`.padEnd(14)}  ${
+        t.type.padEnd(6)
+      }  ${t.bytes}`,
+    );
+  }
+  lines.push(
+    "",
+    `total: ${r.totals.tensors} tensors, ${
+      human(r.totals.parameters)
+    } parameters, ${human(r.totals.bytes)} bytes`,
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,191 @@
+/**
+ * One interface over every model format: a GGUF file or a Hugging Face
+ * directory gives the same config, tokenizer summary, tensor list (GGUF
+ * names, row-major shapes) and tensor reads.
+ *
+ * @example Inspect a model
+ * ```ts
+ * import { openModelFile } from "./model_file.ts";
+ * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
+ * const path = `${dir}/models/austen-5m-hf`;
+ * try {
+ *   await Deno.stat(path);
+ * } catch {
+ *   console.log(`skipped: ${path} is absent`);
+ *   Deno.exit(0);
+ * }
+ * const model = await openModelFile(path);
+ * console.log(model.config.dim, model.config.nLayers); // 256 6
+ * const norm = await model.read("output_norm.weight");
+ * console.log(norm.length); // 256
+ * model.close();
+ * ```
+ *
+ * @module
+ */
+import type { ByteSourceInput } from "./byte_source.ts";
+import {
+  checkTensors,
+  configFromGguf,
+  type ModelConfig,
+  type TokenizerInfo,
+} from "./config.ts";
+import { dequantize } from "./dequantize.ts";
+import { GgufFile, withContext } from "./gguf.ts";
+import { HfModelDir, type HfOpenOptions } from "./hf.ts";
+import type { FloatType, TensorData, TensorInfo } from "./tensor.ts";
+
+/** A model file of any supported format. */
+export interface ModelFile {
+  /** `gguf` or `hf` (a Hugging Face safetensors directory). */
+  readonly format: "gguf" | "hf";
+  /** The path or name it was opened from. */
+  readonly name: string;
+  readonly config: ModelConfig;
+  readonly tokenizer: TokenizerInfo;
+  /** Every tensor, GGUF names, in file order. */
+  readonly tensors: TensorInfo[];
+  /** The underlying GGUF file (format `gguf`). */
+  readonly gguf?: GgufFile;
+  /** The underlying directory (format `hf`). */
+  readonly hf?: HfModelDir;
+  /** The tensor called `name`; a `TypeError` naming it if absent. */
+  tensor(name: string): TensorInfo;
+  /** Stored bytes of a tensor (quantized blocks as they are). */
+  readRaw(name: string): Promise<Uint8Array>;
+  /** A tensor as f32 values or f16 bits. */
+  read(name: string, to?: FloatType): Promise<TensorData>;
+  close(): void;
+}
+
+/** Options for {@linkcode openModelFile}. */
+export interface OpenModelOptions extends HfOpenOptions {
+  /** Skip the check that every expected tensor exists with its shape. */
+  skipTensorCheck?: boolean;
+}
+
+function ggufTokenizerInfo(g: GgufFile): TokenizerInfo {
+  const md = g.metadata;
+  const tokens = md.get("tokenizer.ggml.tokens");
+  const id = (k: string) => {
+    const v = md.get(k);
+    return typeof v === "number" ? v : typeof v === "bigint" ? Number(v) : null;
+  };
+  return {
+    model: String(md.get("tokenizer.ggml.model") ?? "none"),
+    vocabSize: Array.isArray(tokens) ? tokens.length : 0,
+    bosId: id("tokenizer.ggml.bos_token_id"),
+    eosId: id("tokenizer.ggml.eos_token_id"),
+  };
+}
+
+class GgufModelFile implements ModelFile {
+  readonly format = "gguf";
+  readonly name: string;
+  readonly tensors: TensorInfo[];
+  constructor(
+    readonly gguf: GgufFile,
+    readonly config: ModelConfig,
+    readonly tokenizer: TokenizerInfo,
+  ) {
+    this.name = gguf.source.name;
+    this.tensors = gguf.tensors;
+  }
+  tensor(name: string) {
+    return this.gguf.tensor(name);
+  }
+  readRaw(name: string) {
+    return this.gguf.readRaw(name);
+  }
+  read(name: string, to: FloatType = "f32") {
+    return this.gguf.read(name, to);
+  }
+  close() {
+    this.gguf.close();
+  }
+}
+
+class HfModelFile implements ModelFile {
+  readonly format = "hf";
+  readonly name: string;
+  readonly config: ModelConfig;
+  readonly tokenizer: TokenizerInfo;
+  readonly tensors: TensorInfo[];
+  constructor(readonly hf: HfModelDir) {
+    this.name = hf.dir;
+    this.config = hf.config;
+    this.tokenizer = hf.tokenizer;
+    this.tensors = hf.tensors.map((t) => ({
+      name: t.name,
+      shape: t.shape,
+      type: t.type,
+      nElements: t.nElements,
+      nBytes: t.nBytes,
+      fileOffset: t.fileOffset,
+    }));
+  }
+  tensor(name: string) {
+    return this.hf.tensor(name);
+  }
+  readRaw(name: string) {
+    return this.hf.readRaw(name);
+  }
+  async read(name: string, to: FloatType = "f32"): Promise<TensorData> {
+    const t = this.hf.tensor(name);
+    try {
+      return dequantize(t.type, await this.hf.readRaw(name), t.nElements, to);
+    } catch (e) {
+      throw withContext(this.name, e);
+    }
+  }
+  close() {
+    this.hf.close();
+  }
+}
+
+async function isDirectory(input: ByteSourceInput): Promise<boolean> {
+  if (typeof input !== "string" && !(input instanceof URL)) return false;
+  if (/^https?:/.test(String(input))) return false;
+  try {
+    return (await Deno.stat(input)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Opens a GGUF file (path, URL, bytes, Blob, stream) or a Hugging Face
+ * directory, derives its config and checks its tensors. Errors are
+ * `TypeError`/`RangeError` starting "Cannot load model NAME: ".
+ */
+export async function openModelFile(
+  input: ByteSourceInput,
+  options: OpenModelOptions = {},
+): Promise<ModelFile> {
+  if (await isDirectory(input)) {
+    const dir = String(input);
+    let hf: HfModelDir;
+    try {
+      hf = await HfModelDir.open(dir, options);
+    } catch (e) {
+      throw withContext(dir, e);
+    }
+    const m = new HfModelFile(hf);
+    try {
+      if (!options.skipTensorCheck) checkTensors(m.config, m.tensors);
+    } catch (e) {
+      m.close();
+      throw withContext(dir, e);
+    }
+    return m;
+  }
+  const gguf = await GgufFile.open(input);
+  try {
+    const config = configFromGguf(gguf.metadata, gguf.tensors);
+    if (!options.skipTensorCheck) checkTensors(config, gguf.tensors);
+    return new GgufModelFile(gguf, config, ggufTokenizerInfo(gguf));
+  } catch (e) {
+    gguf.close();
+    throw withContext(gguf.source.name, e);
+  }
+}
