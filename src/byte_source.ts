@@ -161,7 +161,7 @@ export class HttpSource implements ByteSource {
 export class StreamSource implements ByteSource {
   private reader: ReadableStreamDefaultReader<Uint8Array>;
   private pos = 0; // file offset of buf[0]
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private done = false;
 
   constructor(
@@ -181,6 +181,10 @@ export class StreamSource implements ByteSource {
         `${this.name}: a stream reads forward only, but offset ${offset} comes before ${this.pos}`,
       );
     }
+    // Drop what lies before `offset`: it can never be read again.
+    const drop = Math.min(this.buf.length, offset - this.pos);
+    this.buf = this.buf.subarray(drop);
+    this.pos += drop;
     const end = offset + length;
     while (this.pos + this.buf.length < end && !this.done) {
       const { value, done } = await this.reader.read();
@@ -188,16 +192,19 @@ export class StreamSource implements ByteSource {
         this.done = true;
         break;
       }
-      // Drop what lies before `offset`, then append.
-      const keepFrom = Math.max(
+      // Bytes wholly before `offset` (skipped data) are not kept.
+      const skip = Math.max(
         0,
-        Math.min(this.buf.length, offset - this.pos),
+        Math.min(value.length, offset - (this.pos + this.buf.length)),
       );
-      const kept = this.buf.subarray(keepFrom);
-      const next = new Uint8Array(kept.length + value.length);
-      next.set(kept);
-      next.set(value, kept.length);
-      this.pos += keepFrom;
+      if (this.buf.length === 0) {
+        this.pos += skip;
+        this.buf = value.subarray(skip);
+        continue;
+      }
+      const next = new Uint8Array(this.buf.length + value.length);
+      next.set(this.buf);
+      next.set(value, this.buf.length);
       this.buf = next;
     }
     if (this.pos + this.buf.length < end) {

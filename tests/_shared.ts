@@ -1,0 +1,62 @@
+/**
+ * Where tests and benchmarks find the shared, read-only material (models,
+ * data, reference fixtures): `$ALISA_SHARED`, default `../shared` from the
+ * project root. Tests that need a file that is absent are skipped with a
+ * message naming it.
+ *
+ * @module
+ */
+
+/** The shared directory. */
+export const SHARED_DIR: string = Deno.env.get("ALISA_SHARED") ??
+  decodeURIComponent(new URL("../../shared", import.meta.url).pathname);
+
+/** Path of a file under the shared directory. */
+export function sharedPath(rel: string): string {
+  return `${SHARED_DIR}/${rel}`;
+}
+
+/** Whether a shared file exists; logs a skip message naming it if not. */
+export function hasShared(rel: string): boolean {
+  try {
+    Deno.statSync(sharedPath(rel));
+    return true;
+  } catch {
+    console.warn(
+      `skipping: ${
+        sharedPath(rel)
+      } is absent (set ALISA_SHARED to the shared/ directory)`,
+    );
+    return false;
+  }
+}
+
+/** The project's own fixture directory. */
+export const FIXTURES_DIR: string = decodeURIComponent(
+  new URL("./fixtures", import.meta.url).pathname,
+);
+
+/** Max |a - b| and NMSE = sum((a-b)^2) / sum(b^2) of two arrays. */
+export function compare(
+  a: ArrayLike<number>,
+  b: ArrayLike<number>,
+): { maxAbs: number; nmse: number } {
+  let maxAbs = 0, num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i] - b[i];
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return { maxAbs, nmse: den === 0 ? (num === 0 ? 0 : Infinity) : num / den };
+}
+
+/** f16 bit pattern to number. */
+export function f16ToF32(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}

@@ -1,0 +1,125 @@
+/**
+ * `cli.ts inspect --json` on the four Austen files: the same config (dim 256,
+ * 6 layers, 8 heads, 4 KV heads, FFN 768, vocab 4096, context 1024), every
+ * tensor, the tokenizer summary; and clear errors for bad input.
+ */
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { hasShared, sharedPath } from "./_shared.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+async function cli(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+const MODELS = [
+  "models/austen-5m-f32.gguf",
+  "models/austen-5m-f16.gguf",
+  "models/austen-5m-q8_0.gguf",
+  "models/austen-5m-hf",
+];
+
+Deno.test({
+  name: "inspect --json gives the same config for all four Austen files",
+  ignore: !MODELS.every(hasShared),
+  async fn() {
+    const reports = [];
+    for (const m of MODELS) {
+      const { code, stdout, stderr } = await cli(
+        "inspect",
+        sharedPath(m),
+        "--json",
+      );
+      assertEquals(code, 0, stderr);
+      reports.push(JSON.parse(stdout));
+    }
+    for (const r of reports) {
+      assertEquals(r.arch, "llama");
+      const c = r.config;
+      assertEquals(
+        [
+          c.dim,
+          c.n_layers,
+          c.n_heads,
+          c.n_kv_heads,
+          c.ffn_dim,
+          c.vocab_size,
+          c.context_length,
+        ],
+        [256, 6, 8, 4, 768, 4096, 1024],
+      );
+      assertEquals(c.rope_theta, 10000);
+      assertEquals(c.norm_eps, 1e-5);
+      assertEquals(r.config, reports[0].config);
+      assertEquals(r.tokenizer, {
+        model: "llama",
+        vocab_size: 4096,
+        bos_id: 1,
+        eos_id: 2,
+      });
+      assertEquals(r.tensors.length, 56);
+      for (const t of r.tensors) {
+        assert(
+          typeof t.name === "string" && Array.isArray(t.shape) &&
+            typeof t.type === "string",
+        );
+      }
+      assertEquals(
+        r.tensors.map((t: { name: string; shape: number[] }) =>
+          `${t.name}:${t.shape}`
+        ).sort(),
+        reports[0].tensors.map((t: { name: string; shape: number[] }) =>
+          `${t.name}:${t.shape}`
+        )
+          .sort(),
+      );
+    }
+    assertEquals(reports[2].tensors[0].type, "Q8_0");
+    assertEquals(reports[2].totals.parameters, reports[0].totals.parameters);
+  },
+});
+
+Deno.test({
+  name: "inspect prints a readable table",
+  ignore: !hasShared("models/austen-5m-q8_0.gguf"),
+  async fn() {
+    const { code, stdout } = await cli(
+      "inspect",
+      sharedPath("models/austen-5m-q8_0.gguf"),
+    );
+    assertEquals(code, 0);
+    assertStringIncludes(stdout, "GGUF v3, architecture llama");
+    assertStringIncludes(stdout, "blk.5.ffn_down.weight");
+    assertStringIncludes(stdout, "total: 56 tensors");
+  },
+});
+
+Deno.test("inspect reports bad input as a one-line error and exit code 1", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/x.gguf`, "not a model at all");
+    let r = await cli("inspect", `${dir}/x.gguf`);
+    assertEquals(r.code, 1);
+    assertStringIncludes(r.stderr, "not a GGUF file");
+    r = await cli("inspect", `${dir}/missing.gguf`);
+    assertEquals(r.code, 1);
+    assertStringIncludes(r.stderr, "error:");
+    r = await cli("inspect", dir); // a directory without config.json
+    assertEquals(r.code, 1);
+    assertStringIncludes(r.stderr, "config.json is missing");
+    r = await cli("frobnicate");
+    assertEquals(r.code, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
