@@ -12,12 +12,15 @@
 import { parseArgs } from "node:util";
 import { openModelFile } from "./src/model_file.ts";
 import { formatReport, inspectReport } from "./src/inspect.ts";
+import { defaultModelPath } from "./src/default_model.ts";
 
 const USAGE = `usage: alisa <command> [options]
 
 commands:
   inspect MODEL [--json]   print the config, tokenizer and tensors of a model
                            (a .gguf file or a Hugging Face directory)
+  demo                     load the embedded default model (offline) and
+                           report what was loaded and how fast
 
 options:
   -h, --help               show this help`;
@@ -53,6 +56,38 @@ async function inspect(args: string[]): Promise<number> {
   return 0;
 }
 
+async function demo(): Promise<number> {
+  const path = defaultModelPath();
+  const t0 = performance.now();
+  const model = await openModelFile(path);
+  let bytes = 0;
+  try {
+    for (const t of model.tensors) {
+      await model.read(t.name, "f32");
+      bytes += t.nBytes;
+    }
+    const ms = performance.now() - t0;
+    const r = inspectReport(model);
+    const c = r.config;
+    console.log(
+      `Embedded model ${
+        model.gguf?.metadata.get("general.name") ?? path
+      }: ${r.arch}, ` +
+        `dim ${c.dim}, ${c.n_layers} layers, ${c.n_heads} heads (${c.n_kv_heads} KV), ` +
+        `vocab ${c.vocab_size}, context ${c.context_length}`,
+    );
+    console.log(
+      `Loaded and dequantized ${r.totals.tensors} tensors ` +
+        `(${(bytes / 1e6).toFixed(1)} MB stored) in ${ms.toFixed(0)} ms ` +
+        `(${(bytes / 1e3 / ms).toFixed(0)} MB/s).`,
+    );
+    console.log("Text generation arrives with the WebGPU engine (see README).");
+  } finally {
+    model.close();
+  }
+  return 0;
+}
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -60,6 +95,8 @@ export async function main(args: string[]): Promise<number> {
     switch (command) {
       case "inspect":
         return await inspect(rest);
+      case "demo":
+        return await demo();
       case undefined:
       case "-h":
       case "--help":
