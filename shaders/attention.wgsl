@@ -1,0 +1,111 @@
+// Causal softmax attention of each step token over its sequence's cached
+// K/V (f16 pairs), with GQA: query head h reads KV head h / (n_heads /
+// n_kv_heads). One workgroup per (token, head). Scores and then the
+// normalized weights go to `att` (n_tokens, n_heads, ctx), where later
+// stages (sparse attention scores) can read them.
+//
+// The attended positions are 0 .. kv_len-1 (dense). The index list that
+// sparse policies use plugs in here.
+
+struct Params {
+  n_heads: u32,
+  n_kv_heads: u32,
+  head_dim: u32,  // elements per head
+  ctx: u32,       // positions per slot in the cache and per row of att
+  scale: f32,     // 1 / sqrt(head_dim)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
+}
+
+override WG: u32 = 64;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> step: Step;
+@group(0) @binding(2) var<storage, read> q: array<f32>;          // (n_tokens, n_heads, head_dim)
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;  // (n_tokens, n_heads, head_dim)
+@group(0) @binding(4) var<storage, read> k_cache: array<u32>;    // (slots, ctx, kv_dim / 2)
+@group(0) @binding(5) var<storage, read> v_cache: array<u32>;    // (slots, ctx, kv_dim / 2)
+@group(0) @binding(6) var<storage, read_write> att: array<f32>;  // (n_tokens, n_heads, ctx)
+
+var<workgroup> q_sh: array<f32, 256>;
+var<workgroup> red: array<f32, 256>;
+
+fn kv_at(cache_base: u32, pos: u32, kv_dim: u32, e: u32, is_v: bool) -> f32 {
+  let idx = (cache_base + pos * kv_dim + e);
+  var word: u32;
+  if (is_v) { word = v_cache[idx >> 1u]; } else { word = k_cache[idx >> 1u]; }
+  return unpack2x16float(word)[idx & 1u];
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let t = wg.x;
+  let h = wg.y;
+  let live = t < step.n_tokens;
+  var info = TokInfo(0u, 0u, 0u, 0u);
+  if (live) { info = step.tok[t]; }
+  let n = info.kv_len;
+  let kv_dim = p.n_kv_heads * p.head_dim;
+  let kvh = h / (p.n_heads / p.n_kv_heads);
+  let cache_base = info.slot * p.ctx * kv_dim;
+  let head_off = kvh * p.head_dim;
+  let q_off = (t * p.n_heads + h) * p.head_dim;
+  let att_off = (t * p.n_heads + h) * p.ctx;
+
+  for (var d = li; d < p.head_dim; d += WG) {
+    if (live) { q_sh[d] = q[q_off + d]; }
+  }
+  workgroupBarrier();
+
+  // Scores and their maximum.
+  var m = -3.4e38;
+  for (var j = li; j < n; j += WG) {
+    var s = 0.0;
+    for (var d = 0u; d < p.head_dim; d++) {
+      s += q_sh[d] * kv_at(cache_base, j, kv_dim, head_off + d, false);
+    }
+    s *= p.scale;
+    att[att_off + j] = s;
+    m = max(m, s);
+  }
+  red[li] = m;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] = max(red[li], red[li + s]); }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+
+  // Exponentials and their sum.
+  var sum = 0.0;
+  for (var j = li; j < n; j += WG) {
+    let e = exp(att[att_off + j] - mx);
+    att[att_off + j] = e;
+    sum += e;
+  }
+  red[li] = sum;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / red[0];
+  workgroupBarrier();
+  for (var j = li; j < n; j += WG) {
+    att[att_off + j] *= inv;
+  }
+  storageBarrier();
+  workgroupBarrier();
+
+  // Weighted sum of V.
+  if (!live) { return; }
+  for (var d = li; d < p.head_dim; d += WG) {
+    var acc = 0.0;
+    for (var j = 0u; j < n; j++) {
+      acc += att[att_off + j] * kv_at(cache_base, j, kv_dim, head_off + d, true);
+    }
+    out[q_off + d] = acc;
+  }
+}

@@ -1,0 +1,21 @@
+// Shared by every op: the per-step token table.
+//
+// One step runs a batch of tokens through the model: prefill tokens of
+// several sequences and/or one decode token per sequence. Every token knows
+// its KV-cache slot (sequence), its position, its id and how many cached
+// positions it attends (dense causal: pos + 1).
+
+struct TokInfo {
+  slot: u32,    // KV-cache slot of the token's sequence
+  pos: u32,     // position in its sequence (elements of the KV time axis)
+  id: u32,      // token id
+  kv_len: u32,  // cached positions this token attends: 0 .. kv_len-1
+}
+
+struct Step {
+  n_tokens: u32,  // tokens in this step (rows of the activation buffers)
+  n_out: u32,     // rows that produce logits
+  _pad0: u32,
+  _pad1: u32,
+  tok: array<TokInfo>,
+}

@@ -1,0 +1,108 @@
+/**
+ * Weight matrices on the GPU, kept in their stored type: f32, f16 (two per
+ * u32) or Q8_0 (quants and scales in two buffers). Other stored types are
+ * dequantized to f16 at upload. A matrix larger than one storage binding
+ * (`maxStorageBufferBindingSize`, often 128 MiB) is split by rows into
+ * parts, each bound on its own.
+ *
+ * @module
+ */
+import type { Gpu } from "./device.ts";
+import type { GpuWeightType } from "./shaders.ts";
+
+/** Rows [rowStart, rowStart + rows) of a matrix, in its own buffers. */
+export interface WeightPart {
+  rowStart: number;
+  rows: number;
+  /** f32 values, packed f16 pairs, or Q8_0 quants (8 u32 per block). */
+  w: GPUBuffer;
+  /** Q8_0 scales, packed f16 pairs. */
+  ws?: GPUBuffer;
+}
+
+/** A (rows, cols) row-major weight matrix on the GPU. */
+export interface GpuWeight {
+  name: string;
+  type: GpuWeightType;
+  rows: number;
+  cols: number;
+  parts: WeightPart[];
+  /** GPU bytes held. */
+  bytes: number;
+}
+
+/** Bytes per row of a matrix with `cols` columns stored as `type`. */
+function rowBytes(type: GpuWeightType, cols: number): number {
+  return type === "f32" ? cols * 4 : type === "f16" ? cols * 2 : cols / 32 * 34;
+}
+
+/**
+ * Uploads a matrix. `data` is f32 values (`f32`), f16 bits (`f16`) or the
+ * raw ggml Q8_0 blocks (`q8_0`).
+ */
+export function uploadWeight(
+  gpu: Gpu,
+  name: string,
+  type: GpuWeightType,
+  rows: number,
+  cols: number,
+  data: Float32Array | Uint16Array | Uint8Array,
+  /** Largest part in bytes (default: the device's maxStorageBufferBindingSize). */
+  maxPartBytes: number = gpu.limits.maxStorageBufferBindingSize,
+): GpuWeight {
+  if (type === "q8_0" && cols % 32 !== 0) {
+    throw new TypeError(`${name}: Q8_0 rows of ${cols} are not whole blocks`);
+  }
+  const limit = Math.min(maxPartBytes, gpu.limits.maxStorageBufferBindingSize);
+  // Each part is its own buffer (starting at element 0), so any row split works.
+  const rowsPerPart = Math.max(1, Math.floor(limit / rowBytes(type, cols)));
+  const parts: WeightPart[] = [];
+  let bytes = 0;
+  for (let r0 = 0; r0 < rows; r0 += rowsPerPart) {
+    const n = Math.min(rowsPerPart, rows - r0);
+    let part: WeightPart;
+    if (type === "f32") {
+      const d = (data as Float32Array).subarray(r0 * cols, (r0 + n) * cols);
+      part = {
+        rowStart: r0,
+        rows: n,
+        w: gpu.buffer(`${name}[${r0}]`, d.byteLength, d),
+      };
+    } else if (type === "f16") {
+      const d = (data as Uint16Array).subarray(r0 * cols, (r0 + n) * cols);
+      part = {
+        rowStart: r0,
+        rows: n,
+        w: gpu.buffer(`${name}[${r0}]`, d.byteLength, d),
+      };
+    } else {
+      const raw = data as Uint8Array;
+      const nb = n * cols / 32;
+      const b0 = r0 * cols / 32;
+      const qs = new Uint8Array(nb * 32);
+      const ds = new Uint16Array(nb + (nb % 2));
+      for (let b = 0; b < nb; b++) {
+        const o = (b0 + b) * 34;
+        ds[b] = raw[o] | (raw[o + 1] << 8);
+        qs.set(raw.subarray(o + 2, o + 34), b * 32);
+      }
+      part = {
+        rowStart: r0,
+        rows: n,
+        w: gpu.buffer(`${name}.q[${r0}]`, qs.byteLength, qs),
+        ws: gpu.buffer(`${name}.d[${r0}]`, ds.byteLength, ds),
+      };
+    }
+    bytes += part.w.size + (part.ws?.size ?? 0);
+    parts.push(part);
+  }
+  return { name, type, rows, cols, parts, bytes };
+}
+
+/** Frees the buffers of `w`. */
+export function destroyWeight(w: GpuWeight): void {
+  for (const p of w.parts) {
+    p.w.destroy();
+    p.ws?.destroy();
+  }
+}

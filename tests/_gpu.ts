@@ -1,0 +1,88 @@
+/**
+ * GPU test helpers: opens the device once (skipping GPU tests with a clear
+ * message where WebGPU has no adapter), runs a plan for a step, reads back.
+ *
+ * @module
+ */
+import { type Gpu, openGpu } from "../src/gpu/device.ts";
+import {
+  type Dispatch,
+  encodePlan,
+  type StepBuffers,
+  type StepToken,
+  writeStep,
+} from "../src/gpu/ops.ts";
+
+let gpuPromise: Promise<Gpu | null> | null = null;
+
+/** The shared test GPU, or null (with a logged reason) when there is none. */
+export function testGpu(): Promise<Gpu | null> {
+  gpuPromise ??= openGpu().catch((e) => {
+    console.warn(`skipping GPU tests: ${(e as Error).message}`);
+    return null;
+  });
+  return gpuPromise;
+}
+
+/** Whether a WebGPU adapter exists (checked once, at module load). */
+export const HAS_GPU: boolean = await (async () => {
+  try {
+    return !!(await navigator.gpu?.requestAdapter());
+  } catch {
+    return false;
+  }
+})();
+if (!HAS_GPU) console.warn("skipping GPU tests: no WebGPU adapter");
+
+/** Step buffers for up to `maxTokens` tokens. */
+export function stepBuffers(gpu: Gpu, maxTokens = 256): StepBuffers {
+  return {
+    step: gpu.buffer("step", 16 + maxTokens * 16),
+    outRows: gpu.buffer("outRows", maxTokens * 4),
+  };
+}
+
+/** Runs `plan` for one step and waits for it. */
+export async function runPlan(
+  gpu: Gpu,
+  sb: StepBuffers,
+  plan: Dispatch[],
+  tokens: StepToken[],
+  outRows: number[] = [],
+): Promise<void> {
+  writeStep(gpu, sb, tokens, outRows);
+  const enc = gpu.device.createCommandEncoder();
+  encodePlan(enc, plan, tokens.length, outRows.length);
+  gpu.device.queue.submit([enc.finish()]);
+  await gpu.device.queue.onSubmittedWorkDone();
+  gpu.check();
+}
+
+/** Reads a buffer back as f32. */
+export async function readF32(
+  gpu: Gpu,
+  b: GPUBuffer,
+  n: number,
+): Promise<Float32Array> {
+  return new Float32Array(await gpu.read(b, n * 4));
+}
+
+/** A seeded PRNG (mulberry32) and a normal sampler. */
+export function rng(seed: number) {
+  let s = seed >>> 0;
+  const u = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () =>
+    Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
+  return {
+    u,
+    normal,
+    floats: (n: number, scale = 1) =>
+      Float32Array.from({ length: n }, () => normal() * scale),
+  };
+}
