@@ -13,7 +13,8 @@ struct Params {
   y_stride: u32,    // elements between tokens in Y
   x_stride: u32,    // elements between tokens in X
   accumulate: u32,  // 1: Y += W X (fused residual add), 0: Y = W X
-  gather: u32,      // 1: token t reads X row out_rows[t] and only n_out tokens run
+  gather: u32,      // 0: all n_tokens rows; 1: row t reads X row out_rows[t], n_out rows;
+                    // 2: the first n_out rows (X already gathered)
   _pad: u32,
 }
 
@@ -34,7 +35,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let row = wg.x * (WG / TPR) + li / TPR;
   let lane = li % TPR;
   let t0 = wg.y * TT;
-  let n_tok = select(step.n_tokens, step.n_out, p.gather == 1u);
+  let n_tok = select(step.n_tokens, step.n_out, p.gather >= 1u);
   var acc: array<f32, 8>;
   if (row < p.rows) {
     var xrow: array<u32, 8>;

@@ -87,6 +87,8 @@ export function matmulDispatches(
     rowOffset?: number;
     accumulate?: boolean;
     gather?: boolean;
+    /** Run only the first n_out rows (X holds already-gathered rows). */
+    outRowsOnly?: boolean;
     tokensPerGroup?: number;
   },
 ): Dispatch[] {
@@ -108,7 +110,7 @@ export function matmulDispatches(
         o.yStride,
         o.xStride,
         o.accumulate ? 1 : 0,
-        o.gather ? 1 : 0,
+        o.gather ? 1 : o.outRowsOnly ? 2 : 0,
       ),
     );
     return {
@@ -125,7 +127,7 @@ export function matmulDispatches(
       }),
       grid: (n, nOut) => [
         Math.ceil(part.rows / rowsPerWg),
-        Math.ceil((o.gather ? nOut : n) / TT),
+        Math.ceil((o.gather || o.outRowsOnly ? nOut : n) / TT),
         1,
       ],
     };

@@ -1,0 +1,397 @@
+/**
+ * The Llama-family forward pass on WebGPU. Config, weights and run state
+ * are kept apart, as in llama2.c: the weights are uploaded once in their
+ * stored type, the run state is a fixed set of activation buffers sized for
+ * one step, and a step (any mix of prefill and decode tokens of several
+ * sequences) is one command buffer running the same plan of dispatches.
+ *
+ * Per layer, for the step's n tokens (shapes in elements):
+ *
+ *     xn   = RMSNorm(x) * attn_norm               (n, dim)
+ *     q    = Wq xn, k = Wk xn, v = Wv xn           (n, q_dim), (n, kv_dim) x2
+ *     q, k = RoPE(q, k) at each token's position
+ *     cache[slot, pos] = k, v                      (f16)
+ *     o    = softmax(q K^T / sqrt(hd)) V           (n, q_dim), causal, GQA
+ *     x   += Wo o
+ *     xn   = RMSNorm(x) * ffn_norm
+ *     h    = silu(Wgate xn) * (Wup xn)             (n, ffn_dim)
+ *     x   += Wdown h
+ *
+ * then logits = Wout RMSNorm(x) for the output rows only, and argmax.
+ *
+ * @module
+ */
+import type { ModelConfig } from "../config.ts";
+import type { Gpu } from "../gpu/device.ts";
+import {
+  argmaxDispatch,
+  attentionDispatch,
+  type Dispatch,
+  embedDispatches,
+  encodePlan,
+  kvStoreDispatch,
+  matmulDispatches,
+  rmsnormDispatch,
+  ropeDispatch,
+  ropeTable,
+  siluMulDispatch,
+  type StepBuffers,
+  type StepToken,
+  writeStep,
+} from "../gpu/ops.ts";
+import type { GpuWeightType } from "../gpu/shaders.ts";
+import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
+import type { ModelFile } from "../model_file.ts";
+import { KvCache } from "./kv_cache.ts";
+
+/** One layer's weights. */
+interface LayerWeights {
+  attnNorm: GPUBuffer; // (dim,) f32
+  wq: GpuWeight; // (q_dim, dim)
+  wk: GpuWeight; // (kv_dim, dim)
+  wv: GpuWeight; // (kv_dim, dim)
+  wo: GpuWeight; // (dim, q_dim)
+  ffnNorm: GPUBuffer; // (dim,) f32
+  wGate: GpuWeight; // (ffn_dim, dim)
+  wUp: GpuWeight; // (ffn_dim, dim)
+  wDown: GpuWeight; // (dim, ffn_dim)
+}
+
+/** All weights on the GPU. */
+interface Weights {
+  tokenEmbd: GpuWeight; // (vocab, dim)
+  layers: LayerWeights[];
+  outputNorm: GPUBuffer; // (dim,) f32
+  output: GpuWeight; // (vocab, dim); the embedding when tied
+  ropeTable: GPUBuffer; // (ctx, rope_dim / 2) of (cos, sin)
+}
+
+/** Activation buffers for one step of up to `maxTokens` tokens. */
+interface RunState {
+  x: GPUBuffer; // (maxTokens, dim) residual stream
+  xn: GPUBuffer; // (maxTokens, dim) normalized
+  q: GPUBuffer; // (maxTokens, q_dim)
+  k: GPUBuffer; // (maxTokens, kv_dim)
+  v: GPUBuffer; // (maxTokens, kv_dim)
+  o: GPUBuffer; // (maxTokens, q_dim) attention output
+  gate: GPUBuffer; // (maxTokens, ffn_dim)
+  up: GPUBuffer; // (maxTokens, ffn_dim), becomes silu(gate) * up
+  att: GPUBuffer; // (maxTokens, n_heads, ctx) attention weights
+  xo: GPUBuffer; // (maxOut, dim) normalized output rows
+  logits: GPUBuffer; // (maxOut, vocab)
+  ids: GPUBuffer; // (maxOut,) argmax
+  idsRead: GPUBuffer; // (maxOut,) staging for the readback
+}
+
+/** Options for {@linkcode LlamaModel.load}. */
+export interface LlamaLoadOptions {
+  /** Sequences decoded at once (KV slots), default 1. */
+  maxBatch?: number;
+  /** Positions per sequence, default the model's context length. */
+  contextLength?: number;
+  /** Tokens per step (prefill chunk), default 128. */
+  maxStepTokens?: number;
+  /** Called after each tensor is uploaded. */
+  onProgress?: (p: { loaded: number; total: number; tensor: string }) => void;
+}
+
+function gpuTypeOf(stored: string): GpuWeightType | null {
+  return stored === "F32" ? "f32" : stored === "F16" ? "f16" : stored === "Q8_0" ? "q8_0" : null;
+}
+
+/** A Llama-family model on the GPU. */
+export class LlamaModel {
+  private readonly sb: StepBuffers;
+  private readonly plans: { decode: Dispatch[]; prefill: Dispatch[] };
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly config: ModelConfig,
+    private readonly w: Weights,
+    private readonly s: RunState,
+    readonly kv: KvCache,
+    /** Most tokens in one step. */
+    readonly maxStepTokens: number,
+    /** Most output (logit) rows in one step. */
+    readonly maxOut: number,
+  ) {
+    this.sb = {
+      step: gpu.buffer("step", 16 + maxStepTokens * 16),
+      outRows: gpu.buffer("out_rows", maxStepTokens * 4),
+    };
+    this.plans = { decode: this.buildPlan(1), prefill: this.buildPlan(4) };
+  }
+
+  /** Uploads `file`'s weights and allocates the KV cache and run state. */
+  static async load(gpu: Gpu, file: ModelFile, o: LlamaLoadOptions = {}): Promise<LlamaModel> {
+    const c = file.config;
+    if (c.attnBias) {
+      throw new TypeError(`Cannot load model ${file.name}: Q/K/V biases (${c.arch}) are not supported by the GPU engine yet`);
+    }
+    if (c.ropeDim !== c.headDim) {
+      throw new TypeError(`Cannot load model ${file.name}: partial RoPE is not supported yet`);
+    }
+    if (c.headDim > 256 || c.headDim % 2) {
+      throw new TypeError(`Cannot load model ${file.name}: head dimension ${c.headDim} is not supported (even, at most 256)`);
+    }
+    const ctx = o.contextLength ?? c.contextLength;
+    const maxBatch = o.maxBatch ?? 1;
+    const total = file.tensors.length;
+    let loaded = 0;
+    const progress = (tensor: string) => o.onProgress?.({ loaded: ++loaded, total, tensor });
+
+    const matrix = async (name: string): Promise<GpuWeight> => {
+      const t = file.tensor(name);
+      const [rows, cols] = t.shape;
+      const type = gpuTypeOf(t.type);
+      let w: GpuWeight;
+      if (type === "f32") {
+        w = uploadWeight(gpu, name, "f32", rows, cols, await file.read(name, "f32") as Float32Array);
+      } else if (type === "f16") {
+        w = uploadWeight(gpu, name, "f16", rows, cols, await file.read(name, "f16") as Uint16Array);
+      } else if (type === "q8_0") {
+        w = uploadWeight(gpu, name, "q8_0", rows, cols, await file.readRaw(name));
+      } else {
+        // Types without a shader yet are dequantized to f16 at upload.
+        w = uploadWeight(gpu, name, "f16", rows, cols, await file.read(name, "f16") as Uint16Array);
+      }
+      progress(name);
+      return w;
+    };
+    const vector = async (name: string): Promise<GPUBuffer> => {
+      const v = await file.read(name, "f32") as Float32Array;
+      progress(name);
+      return gpu.buffer(name, v.byteLength, v);
+    };
+
+    const tokenEmbd = await matrix("token_embd.weight");
+    const layers: LayerWeights[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      const b = `blk.${l}.`;
+      layers.push({
+        attnNorm: await vector(`${b}attn_norm.weight`),
+        wq: await matrix(`${b}attn_q.weight`),
+        wk: await matrix(`${b}attn_k.weight`),
+        wv: await matrix(`${b}attn_v.weight`),
+        wo: await matrix(`${b}attn_output.weight`),
+        ffnNorm: await vector(`${b}ffn_norm.weight`),
+        wGate: await matrix(`${b}ffn_gate.weight`),
+        wUp: await matrix(`${b}ffn_up.weight`),
+        wDown: await matrix(`${b}ffn_down.weight`),
+      });
+    }
+    const outputNorm = await vector("output_norm.weight");
+    const output = c.tiedEmbeddings ? tokenEmbd : await matrix("output.weight");
+    const table = ropeTable(ctx, c.ropeDim, c.ropeTheta);
+    const w: Weights = {
+      tokenEmbd,
+      layers,
+      outputNorm,
+      output,
+      ropeTable: gpu.buffer("rope_table", table.byteLength, table),
+    };
+
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const limit = gpu.limits.maxStorageBufferBindingSize;
+    // The attention weights (tokens, heads, ctx) bound the step size.
+    const maxStepTokens = Math.max(
+      1,
+      Math.min(o.maxStepTokens ?? 128, Math.floor(limit / (c.nHeads * ctx * 4))),
+    );
+    const maxOut = Math.max(1, Math.min(maxStepTokens, Math.floor(limit / (c.vocabSize * 4))));
+    if (maxOut < maxBatch) {
+      throw new RangeError(`A batch of ${maxBatch} needs ${maxBatch} logit rows; this GPU binds at most ${maxOut}`);
+    }
+    const f = (name: string, elems: number) => gpu.buffer(name, elems * 4);
+    const T = maxStepTokens;
+    const s: RunState = {
+      x: f("x", T * c.dim),
+      xn: f("xn", T * c.dim),
+      q: f("q", T * qDim),
+      k: f("k", T * kvDim),
+      v: f("v", T * kvDim),
+      o: f("o", T * qDim),
+      gate: f("gate", T * c.ffnDim),
+      up: f("up", T * c.ffnDim),
+      att: f("att", T * c.nHeads * ctx),
+      xo: f("xo", maxOut * c.dim),
+      logits: f("logits", maxOut * c.vocabSize),
+      ids: f("ids", maxOut),
+      idsRead: gpu.device.createBuffer({
+        label: "ids_read",
+        size: Math.max(16, maxOut * 4),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+    };
+    const kv = new KvCache(gpu, c.nLayers, maxBatch, ctx, kvDim);
+    await gpu.device.queue.onSubmittedWorkDone();
+    gpu.check();
+    return new LlamaModel(gpu, { ...c, contextLength: ctx }, w, s, kv, maxStepTokens, maxOut);
+  }
+
+  /** The dispatches of one step; `tt` tokens share each weight read. */
+  private buildPlan(tt: number): Dispatch[] {
+    const { gpu, sb, config: c, w, s, kv } = this;
+    const kvDim = c.nKvHeads * c.headDim;
+    const mm = (weight: GpuWeight, x: GPUBuffer, y: GPUBuffer, accumulate = false) =>
+      matmulDispatches(gpu, sb, {
+        weight,
+        x,
+        y,
+        xStride: weight.cols,
+        yStride: weight.rows,
+        accumulate,
+        tokensPerGroup: tt,
+      });
+    const plan: Dispatch[] = [...embedDispatches(gpu, sb, { weight: w.tokenEmbd, x: s.x })];
+    w.layers.forEach((L, l) => {
+      plan.push(
+        rmsnormDispatch(gpu, sb, { x: s.x, y: s.xn, weight: L.attnNorm, dim: c.dim, eps: c.normEps }),
+        ...mm(L.wq, s.xn, s.q),
+        ...mm(L.wk, s.xn, s.k),
+        ...mm(L.wv, s.xn, s.v),
+        ropeDispatch(gpu, sb, {
+          v: s.q,
+          table: w.ropeTable,
+          nHeads: c.nHeads,
+          headDim: c.headDim,
+          ropeDim: c.ropeDim,
+          maxPos: kv.ctx,
+          interleaved: c.ropeLayout === "interleaved",
+        }),
+        ropeDispatch(gpu, sb, {
+          v: s.k,
+          table: w.ropeTable,
+          nHeads: c.nKvHeads,
+          headDim: c.headDim,
+          ropeDim: c.ropeDim,
+          maxPos: kv.ctx,
+          interleaved: c.ropeLayout === "interleaved",
+        }),
+        kvStoreDispatch(gpu, sb, { k: s.k, v: s.v, kCache: kv.layers[l].k, vCache: kv.layers[l].v, kvDim, ctx: kv.ctx }),
+        attentionDispatch(gpu, sb, {
+          q: s.q,
+          out: s.o,
+          kCache: kv.layers[l].k,
+          vCache: kv.layers[l].v,
+          att: s.att,
+          nHeads: c.nHeads,
+          nKvHeads: c.nKvHeads,
+          headDim: c.headDim,
+          ctx: kv.ctx,
+        }),
+        ...mm(L.wo, s.o, s.x, true),
+        rmsnormDispatch(gpu, sb, { x: s.x, y: s.xn, weight: L.ffnNorm, dim: c.dim, eps: c.normEps }),
+        ...mm(L.wGate, s.xn, s.gate),
+        ...mm(L.wUp, s.xn, s.up),
+        siluMulDispatch(gpu, sb, { gate: s.gate, up: s.up, width: c.ffnDim }),
+        ...mm(L.wDown, s.up, s.x, true),
+      );
+    });
+    plan.push(
+      rmsnormDispatch(gpu, sb, { x: s.x, y: s.xo, weight: w.outputNorm, dim: c.dim, eps: c.normEps, gather: true }),
+      ...matmulDispatches(gpu, sb, {
+        weight: w.output,
+        x: s.xo,
+        y: s.logits,
+        xStride: c.dim,
+        yStride: c.vocabSize,
+        outRowsOnly: true,
+        tokensPerGroup: tt,
+      }),
+      argmaxDispatch(gpu, sb, { logits: s.logits, ids: s.ids, vocab: c.vocabSize }),
+    );
+    return plan;
+  }
+
+  /** Checks a step's tokens against the vocabulary and the cache. */
+  private checkStep(tokens: StepToken[], outRows: number[]): void {
+    if (tokens.length === 0 || tokens.length > this.maxStepTokens) {
+      throw new RangeError(`A step takes 1 to ${this.maxStepTokens} tokens, got ${tokens.length}`);
+    }
+    if (outRows.length > this.maxOut) {
+      throw new RangeError(`A step produces at most ${this.maxOut} logit rows, got ${outRows.length}`);
+    }
+    for (const t of tokens) {
+      if (!Number.isInteger(t.id) || t.id < 0 || t.id >= this.config.vocabSize) {
+        throw new RangeError(`Token id ${t.id} is outside the vocabulary (0 to ${this.config.vocabSize - 1})`);
+      }
+      if (t.pos >= this.kv.ctx) {
+        throw new RangeError(`Position ${t.pos} is past the context length ${this.kv.ctx}`);
+      }
+    }
+    for (const r of outRows) {
+      if (r < 0 || r >= tokens.length) throw new RangeError(`Output row ${r} is not a token of the step`);
+    }
+  }
+
+  /** Encodes and submits one step; the caller reads results. */
+  private submit(tokens: StepToken[], outRows: number[], extra?: (enc: GPUCommandEncoder) => void): void {
+    this.gpu.check();
+    this.checkStep(tokens, outRows);
+    writeStep(this.gpu, this.sb, tokens, outRows);
+    const enc = this.gpu.device.createCommandEncoder();
+    encodePlan(enc, tokens.length > 1 ? this.plans.prefill : this.plans.decode, tokens.length, outRows.length);
+    extra?.(enc);
+    this.gpu.device.queue.submit([enc.finish()]);
+  }
+
+  /**
+   * Runs a step and returns the argmax token of each output row: one u32
+   * per row comes back, not the logits.
+   */
+  async stepArgmax(tokens: StepToken[], outRows: number[]): Promise<Uint32Array> {
+    const n = outRows.length;
+    this.submit(tokens, outRows, (enc) => {
+      if (n) enc.copyBufferToBuffer(this.s.ids, 0, this.s.idsRead, 0, Math.ceil(n / 4) * 16);
+    });
+    if (!n) {
+      await this.gpu.device.queue.onSubmittedWorkDone();
+      this.gpu.check();
+      return new Uint32Array(0);
+    }
+    await this.gpu.mapOrLost(this.s.idsRead);
+    const ids = new Uint32Array(this.s.idsRead.getMappedRange().slice(0, n * 4));
+    this.s.idsRead.unmap();
+    this.gpu.check();
+    return ids;
+  }
+
+  /** Runs a step and returns the logits of the output rows, (n_out, vocab). */
+  async stepLogits(tokens: StepToken[], outRows: number[]): Promise<Float32Array> {
+    this.submit(tokens, outRows);
+    const out = new Float32Array(await this.gpu.read(this.s.logits, outRows.length * this.config.vocabSize * 4));
+    this.gpu.check();
+    return out;
+  }
+
+  /** GPU bytes held: weights, KV cache and run state. */
+  get gpuBytes(): number {
+    const ws = [this.w.tokenEmbd, ...(this.w.output !== this.w.tokenEmbd ? [this.w.output] : [])];
+    let n = ws.reduce((a, w) => a + w.bytes, 0) + this.w.outputNorm.size + this.w.ropeTable.size;
+    for (const L of this.w.layers) {
+      n += L.attnNorm.size + L.ffnNorm.size;
+      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) n += m.bytes;
+    }
+    for (const b of Object.values(this.s)) n += (b as GPUBuffer).size;
+    return n + this.kv.bytes + this.sb.step.size + this.sb.outRows.size;
+  }
+
+  /** Frees every GPU buffer of the model. */
+  dispose(): void {
+    destroyWeight(this.w.tokenEmbd);
+    if (this.w.output !== this.w.tokenEmbd) destroyWeight(this.w.output);
+    for (const L of this.w.layers) {
+      L.attnNorm.destroy();
+      L.ffnNorm.destroy();
+      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) destroyWeight(m);
+    }
+    this.w.outputNorm.destroy();
+    this.w.ropeTable.destroy();
+    for (const b of Object.values(this.s)) (b as GPUBuffer).destroy();
+    this.kv.destroy();
+    this.sb.step.destroy();
+    this.sb.outRows.destroy();
+  }
+}
