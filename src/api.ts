@@ -1,0 +1,352 @@
+/**
+ * The user-facing model: load, generate (streaming), score, dispose.
+ *
+ * @example Generate from the embedded default model
+ * ```ts
+ * import { loadModel } from "./api.ts";
+ * if (!(await navigator.gpu?.requestAdapter())) {
+ *   console.log("skipped: no WebGPU adapter");
+ *   Deno.exit(0);
+ * }
+ * const model = await loadModel(); // the embedded Austen 5.8M model
+ * const gen = model.generate("It is a truth universally acknowledged", { maxTokens: 16 });
+ * for await (const piece of gen) console.log(piece.text);
+ * const { decodeTokS } = await gen.result;
+ * console.log(decodeTokS > 0); // true
+ * model.dispose();
+ * ```
+ *
+ * @module
+ */
+import type { ByteSourceInput } from "./byte_source.ts";
+import type { ModelConfig } from "./config.ts";
+import { defaultModelPath } from "./default_model.ts";
+import { type Gpu, openGpu } from "./gpu/device.ts";
+import type { StepToken } from "./gpu/ops.ts";
+import { type LlamaLoadOptions, LlamaModel } from "./model/llama.ts";
+import { type ModelFile, openModelFile, type OpenModelOptions } from "./model_file.ts";
+import { checkSampling, sample, type SamplingOptions, seededRandom } from "./sampling.ts";
+import { Tokenizer } from "./tokenizer.ts";
+
+/** Options for {@linkcode loadModel}. */
+export interface LoadOptions extends OpenModelOptions, LlamaLoadOptions {
+  /** A GPU to use (default: a new device). */
+  gpu?: Gpu;
+}
+
+/** Options for {@linkcode Model.generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens to generate (default 256). */
+  maxTokens?: number;
+  /** Stop when the text contains any of these; the stop string is not returned. */
+  stop?: string[];
+  /** Stop at the end-of-sequence token (default true). */
+  stopAtEos?: boolean;
+}
+
+/** One streamed piece of generated text. */
+export interface GeneratedPiece {
+  /** New text (may be "" while a character or a possible stop string is incomplete). */
+  text: string;
+  /** The token id. */
+  id: number;
+  /** 0 for the first generated token. */
+  index: number;
+}
+
+/** Why generation ended. */
+export type FinishReason = "length" | "eos" | "stop" | "context";
+
+/** What a finished generation produced. */
+export interface GenerationResult {
+  promptIds: number[];
+  ids: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** Prompt tokens per second (prefill, up to the first generated token). */
+  prefillTokS: number;
+  /** Generated tokens per second after the first. */
+  decodeTokS: number;
+  prefillMs: number;
+  decodeMs: number;
+}
+
+/** A running generation: iterate it for pieces; `result` settles at the end. */
+export interface Generation extends AsyncIterable<GeneratedPiece> {
+  result: Promise<GenerationResult>;
+}
+
+/** A loaded model. */
+export class Model {
+  private busy = false;
+
+  constructor(
+    readonly file: ModelFile,
+    readonly tokenizer: Tokenizer,
+    readonly engine: LlamaModel,
+    private readonly ownsGpu: boolean,
+  ) {}
+
+  /** The model's configuration (context length as loaded). */
+  get config(): ModelConfig {
+    return this.engine.config;
+  }
+
+  /** GPU bytes held by weights, KV cache and activations. */
+  get gpuBytes(): number {
+    return this.engine.gpuBytes;
+  }
+
+  private promptIds(prompt: string | number[]): number[] {
+    const ids = typeof prompt === "string" ? this.tokenizer.encode(prompt) : [...prompt];
+    if (ids.length === 0) {
+      throw new RangeError("The prompt is empty (it needs at least one token, e.g. BOS)");
+    }
+    const ctx = this.engine.kv.ctx;
+    if (ids.length >= ctx) {
+      throw new RangeError(
+        `The prompt has ${ids.length} tokens but the context holds ${ctx} (one more is needed to generate)`,
+      );
+    }
+    return ids;
+  }
+
+  private acquire(): void {
+    if (this.busy) throw new Error("The model is already generating; wait for it or use generateBatch");
+    this.busy = true;
+  }
+
+  /**
+   * Prefills `seqs` (one per KV slot) in steps of at most `maxStepTokens`
+   * tokens and returns the logits row or argmax of each sequence's last
+   * prompt token.
+   */
+  private async prefill(seqs: number[][], greedy: boolean): Promise<(number | Float32Array)[]> {
+    const toks: (StepToken & { seq: number; last: boolean })[] = [];
+    seqs.forEach((ids, slot) =>
+      ids.forEach((id, pos) => toks.push({ slot, pos, id, seq: slot, last: pos === ids.length - 1 }))
+    );
+    const out: (number | Float32Array)[] = new Array(seqs.length);
+    const T = this.engine.maxStepTokens;
+    for (let i = 0; i < toks.length; i += T) {
+      const chunk = toks.slice(i, i + T);
+      const rows = chunk.flatMap((t, r) => (t.last ? [r] : []));
+      const seqOf = rows.map((r) => chunk[r].seq);
+      if (greedy) {
+        const ids = await this.engine.stepArgmax(chunk, rows);
+        seqOf.forEach((s, j) => (out[s] = ids[j]));
+      } else {
+        const logits = await this.engine.stepLogits(chunk, rows);
+        const V = this.config.vocabSize;
+        seqOf.forEach((s, j) => (out[s] = logits.slice(j * V, (j + 1) * V)));
+      }
+    }
+    seqs.forEach((ids, slot) => (this.engine.kv.lengths[slot] = ids.length));
+    return out;
+  }
+
+  /**
+   * Generates a continuation of `prompt` (text, encoded with BOS as the
+   * model says, or token ids), streaming pieces of text.
+   */
+  generate(prompt: string | number[], options: GenerateOptions = {}): Generation {
+    checkSampling(options);
+    const maxTokens = options.maxTokens ?? 256;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) {
+      throw new RangeError(`maxTokens must be a positive integer, got ${options.maxTokens}`);
+    }
+    const promptIds = this.promptIds(prompt);
+    this.acquire();
+    let settle!: (r: GenerationResult) => void, fail!: (e: unknown) => void;
+    const result = new Promise<GenerationResult>((res, rej) => {
+      settle = res;
+      fail = rej;
+    });
+    result.catch(() => {}); // reported through the iterator too
+    const self = this;
+    async function* run(): AsyncGenerator<GeneratedPiece> {
+      try {
+        yield* self.runGeneration(promptIds, maxTokens, options, settle);
+      } catch (e) {
+        fail(e);
+        throw e;
+      } finally {
+        self.busy = false;
+      }
+    }
+    const it = run();
+    return { result, [Symbol.asyncIterator]: () => it };
+  }
+
+  private async *runGeneration(
+    promptIds: number[],
+    maxTokens: number,
+    o: GenerateOptions,
+    settle: (r: GenerationResult) => void,
+  ): AsyncGenerator<GeneratedPiece> {
+    const greedy = (o.temperature ?? 0) === 0;
+    const random = seededRandom(o.seed ?? Math.floor(Math.random() * 2 ** 32));
+    const pick = (x: number | Float32Array) => (typeof x === "number" ? x : sample(x, o, random));
+    const ctx = this.engine.kv.ctx;
+    const eos = this.tokenizer.eos;
+    const stops = (o.stop ?? []).filter((s) => s.length > 0);
+    const decoder = this.tokenizer.decoder({ stripLeadingSpace: false, lossy: true });
+
+    const t0 = performance.now();
+    let id = pick((await this.prefill([promptIds], greedy))[0]);
+    const t1 = performance.now();
+    const ids: number[] = [];
+    let text = ""; // all text so far
+    let emitted = 0; // characters of `text` already yielded
+    let finish: FinishReason = "length";
+    for (let pos = promptIds.length;; pos++) {
+      if ((o.stopAtEos ?? true) && id === eos) {
+        finish = "eos";
+        break;
+      }
+      ids.push(id);
+      text += decoder.push(id);
+      const hit = stops.map((s) => text.indexOf(s, Math.max(0, emitted - s.length))).filter((i) => i >= 0);
+      if (hit.length) {
+        text = text.slice(0, Math.min(...hit));
+        if (text.length > emitted) yield { text: text.slice(emitted), id, index: ids.length - 1 };
+        emitted = text.length;
+        finish = "stop";
+        break;
+      }
+      // Hold back a tail that could still become a stop string.
+      let safe = text.length;
+      for (const s of stops) {
+        for (let k = Math.min(s.length - 1, text.length); k > 0; k--) {
+          if (text.endsWith(s.slice(0, k))) {
+            safe = Math.min(safe, text.length - k);
+            break;
+          }
+        }
+      }
+      yield { text: text.slice(emitted, Math.max(emitted, safe)), id, index: ids.length - 1 };
+      emitted = Math.max(emitted, safe);
+      if (ids.length >= maxTokens) break;
+      if (pos >= ctx) {
+        finish = "context";
+        break;
+      }
+      if (greedy) {
+        [id] = await this.engine.stepArgmax([{ slot: 0, pos, id }], [0]);
+      } else {
+        id = pick(await this.engine.stepLogits([{ slot: 0, pos, id }], [0]));
+      }
+    }
+    if (finish !== "stop") {
+      text += decoder.flush();
+      if (text.length > emitted) yield { text: text.slice(emitted), id: ids[ids.length - 1] ?? -1, index: ids.length - 1 };
+    }
+    const t2 = performance.now();
+    settle({
+      promptIds,
+      ids,
+      text,
+      finishReason: finish,
+      prefillTokS: promptIds.length / ((t1 - t0) / 1000),
+      decodeTokS: ids.length > 1 ? (ids.length - 1) / ((t2 - t1) / 1000) : 0,
+      prefillMs: t1 - t0,
+      decodeMs: t2 - t1,
+    });
+  }
+
+  /**
+   * Greedy generation of several sequences at once, each in its own KV
+   * slot: one step decodes one token of every unfinished sequence.
+   * Needs `maxBatch` >= prompts.length at load.
+   */
+  async generateBatch(
+    prompts: (string | number[])[],
+    options: { maxTokens?: number; stopAtEos?: boolean } = {},
+  ): Promise<{ promptIds: number[]; ids: number[] }[]> {
+    const maxTokens = options.maxTokens ?? 256;
+    if (prompts.length > this.engine.kv.slots) {
+      throw new RangeError(`A batch of ${prompts.length} needs maxBatch >= ${prompts.length} at load (it is ${this.engine.kv.slots})`);
+    }
+    const seqs = prompts.map((p) => this.promptIds(p));
+    this.acquire();
+    try {
+      const first = (await this.prefill(seqs, true)) as number[];
+      const out = seqs.map((p, i) => ({ promptIds: p, ids: [first[i]] }));
+      const eos = this.tokenizer.eos;
+      const live = (i: number) =>
+        out[i].ids.length < maxTokens &&
+        !((options.stopAtEos ?? true) && out[i].ids[out[i].ids.length - 1] === eos) &&
+        seqs[i].length + out[i].ids.length <= this.engine.kv.ctx;
+      for (;;) {
+        const active = out.map((_, i) => i).filter(live);
+        if (!active.length) break;
+        const toks = active.map((i) => ({
+          slot: i,
+          pos: seqs[i].length + out[i].ids.length - 1,
+          id: out[i].ids[out[i].ids.length - 1],
+        }));
+        const next = await this.engine.stepArgmax(toks, toks.map((_, r) => r));
+        active.forEach((i, r) => out[i].ids.push(next[r]));
+      }
+      for (const o of out) {
+        if ((options.stopAtEos ?? true) && o.ids[o.ids.length - 1] === eos) o.ids.pop();
+      }
+      return out;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Logits of every position of `ids` (a fresh sequence, BOS included if
+   * wanted): a (ids.length, vocab) array, row i predicting token i + 1.
+   */
+  async logits(ids: number[]): Promise<Float32Array> {
+    this.promptIds(ids);
+    this.acquire();
+    try {
+      const V = this.config.vocabSize;
+      const out = new Float32Array(ids.length * V);
+      const T = Math.min(this.engine.maxStepTokens, this.engine.maxOut);
+      for (let i = 0; i < ids.length; i += T) {
+        const chunk = ids.slice(i, i + T).map((id, j) => ({ slot: 0, pos: i + j, id }));
+        out.set(await this.engine.stepLogits(chunk, chunk.map((_, r) => r)), i * V);
+      }
+      return out;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Frees the GPU buffers and closes the file. */
+  dispose(): void {
+    this.engine.dispose();
+    this.file.close();
+    if (this.ownsGpu) this.engine.gpu.destroy();
+  }
+}
+
+/**
+ * Loads a model: a `.gguf` path, URL, bytes, `Blob` or stream, or a
+ * Hugging Face directory; by default the embedded Austen model.
+ */
+export async function loadModel(
+  source: ByteSourceInput = defaultModelPath(),
+  options: LoadOptions = {},
+): Promise<Model> {
+  const file = await openModelFile(source, options);
+  try {
+    const tokenizer = await Tokenizer.fromModelFile(file);
+    const gpu = options.gpu ?? (await openGpu());
+    try {
+      const engine = await LlamaModel.load(gpu, file, options);
+      return new Model(file, tokenizer, engine, !options.gpu);
+    } catch (e) {
+      if (!options.gpu) gpu.destroy();
+      throw e;
+    }
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
