@@ -24,8 +24,17 @@ import { defaultModelPath } from "./default_model.ts";
 import { type Gpu, openGpu } from "./gpu/device.ts";
 import type { StepToken } from "./gpu/ops.ts";
 import { type LlamaLoadOptions, LlamaModel } from "./model/llama.ts";
-import { type ModelFile, openModelFile, type OpenModelOptions } from "./model_file.ts";
-import { checkSampling, sample, type SamplingOptions, seededRandom } from "./sampling.ts";
+import {
+  type ModelFile,
+  openModelFile,
+  type OpenModelOptions,
+} from "./model_file.ts";
+import {
+  checkSampling,
+  sample,
+  type SamplingOptions,
+  seededRandom,
+} from "./sampling.ts";
 import { Tokenizer } from "./tokenizer.ts";
 
 /** Options for {@linkcode loadModel}. */
@@ -98,9 +107,13 @@ export class Model {
   }
 
   private promptIds(prompt: string | number[]): number[] {
-    const ids = typeof prompt === "string" ? this.tokenizer.encode(prompt) : [...prompt];
+    const ids = typeof prompt === "string"
+      ? this.tokenizer.encode(prompt)
+      : [...prompt];
     if (ids.length === 0) {
-      throw new RangeError("The prompt is empty (it needs at least one token, e.g. BOS)");
+      throw new RangeError(
+        "The prompt is empty (it needs at least one token, e.g. BOS)",
+      );
     }
     const ctx = this.engine.kv.ctx;
     if (ids.length >= ctx) {
@@ -112,7 +125,11 @@ export class Model {
   }
 
   private acquire(): void {
-    if (this.busy) throw new Error("The model is already generating; wait for it or use generateBatch");
+    if (this.busy) {
+      throw new Error(
+        "The model is already generating; wait for it or use generateBatch",
+      );
+    }
     this.busy = true;
   }
 
@@ -121,10 +138,15 @@ export class Model {
    * tokens and returns the logits row or argmax of each sequence's last
    * prompt token.
    */
-  private async prefill(seqs: number[][], greedy: boolean): Promise<(number | Float32Array)[]> {
+  private async prefill(
+    seqs: number[][],
+    greedy: boolean,
+  ): Promise<(number | Float32Array)[]> {
     const toks: (StepToken & { seq: number; last: boolean })[] = [];
     seqs.forEach((ids, slot) =>
-      ids.forEach((id, pos) => toks.push({ slot, pos, id, seq: slot, last: pos === ids.length - 1 }))
+      ids.forEach((id, pos) =>
+        toks.push({ slot, pos, id, seq: slot, last: pos === ids.length - 1 })
+      )
     );
     const out: (number | Float32Array)[] = new Array(seqs.length);
     const T = this.engine.maxStepTokens;
@@ -149,11 +171,16 @@ export class Model {
    * Generates a continuation of `prompt` (text, encoded with BOS as the
    * model says, or token ids), streaming pieces of text.
    */
-  generate(prompt: string | number[], options: GenerateOptions = {}): Generation {
+  generate(
+    prompt: string | number[],
+    options: GenerateOptions = {},
+  ): Generation {
     checkSampling(options);
     const maxTokens = options.maxTokens ?? 256;
     if (!Number.isInteger(maxTokens) || maxTokens < 1) {
-      throw new RangeError(`maxTokens must be a positive integer, got ${options.maxTokens}`);
+      throw new RangeError(
+        `maxTokens must be a positive integer, got ${options.maxTokens}`,
+      );
     }
     const promptIds = this.promptIds(prompt);
     this.acquire();
@@ -186,11 +213,16 @@ export class Model {
   ): AsyncGenerator<GeneratedPiece> {
     const greedy = (o.temperature ?? 0) === 0;
     const random = seededRandom(o.seed ?? Math.floor(Math.random() * 2 ** 32));
-    const pick = (x: number | Float32Array) => (typeof x === "number" ? x : sample(x, o, random));
+    const pick = (
+      x: number | Float32Array,
+    ) => (typeof x === "number" ? x : sample(x, o, random));
     const ctx = this.engine.kv.ctx;
     const eos = this.tokenizer.eos;
     const stops = (o.stop ?? []).filter((s) => s.length > 0);
-    const decoder = this.tokenizer.decoder({ stripLeadingSpace: false, lossy: true });
+    const decoder = this.tokenizer.decoder({
+      stripLeadingSpace: false,
+      lossy: true,
+    });
 
     const t0 = performance.now();
     let id = pick((await this.prefill([promptIds], greedy))[0]);
@@ -206,10 +238,14 @@ export class Model {
       }
       ids.push(id);
       text += decoder.push(id);
-      const hit = stops.map((s) => text.indexOf(s, Math.max(0, emitted - s.length))).filter((i) => i >= 0);
+      const hit = stops.map((s) =>
+        text.indexOf(s, Math.max(0, emitted - s.length))
+      ).filter((i) => i >= 0);
       if (hit.length) {
         text = text.slice(0, Math.min(...hit));
-        if (text.length > emitted) yield { text: text.slice(emitted), id, index: ids.length - 1 };
+        if (text.length > emitted) {
+          yield { text: text.slice(emitted), id, index: ids.length - 1 };
+        }
         emitted = text.length;
         finish = "stop";
         break;
@@ -224,7 +260,11 @@ export class Model {
           }
         }
       }
-      yield { text: text.slice(emitted, Math.max(emitted, safe)), id, index: ids.length - 1 };
+      yield {
+        text: text.slice(emitted, Math.max(emitted, safe)),
+        id,
+        index: ids.length - 1,
+      };
       emitted = Math.max(emitted, safe);
       if (ids.length >= maxTokens) break;
       if (pos >= ctx) {
@@ -239,7 +279,13 @@ export class Model {
     }
     if (finish !== "stop") {
       text += decoder.flush();
-      if (text.length > emitted) yield { text: text.slice(emitted), id: ids[ids.length - 1] ?? -1, index: ids.length - 1 };
+      if (text.length > emitted) {
+        yield {
+          text: text.slice(emitted),
+          id: ids[ids.length - 1] ?? -1,
+          index: ids.length - 1,
+        };
+      }
     }
     const t2 = performance.now();
     settle({
@@ -265,7 +311,9 @@ export class Model {
   ): Promise<{ promptIds: number[]; ids: number[] }[]> {
     const maxTokens = options.maxTokens ?? 256;
     if (prompts.length > this.engine.kv.slots) {
-      throw new RangeError(`A batch of ${prompts.length} needs maxBatch >= ${prompts.length} at load (it is ${this.engine.kv.slots})`);
+      throw new RangeError(
+        `A batch of ${prompts.length} needs maxBatch >= ${prompts.length} at load (it is ${this.engine.kv.slots})`,
+      );
     }
     const seqs = prompts.map((p) => this.promptIds(p));
     this.acquire();
@@ -275,7 +323,8 @@ export class Model {
       const eos = this.tokenizer.eos;
       const live = (i: number) =>
         out[i].ids.length < maxTokens &&
-        !((options.stopAtEos ?? true) && out[i].ids[out[i].ids.length - 1] === eos) &&
+        !((options.stopAtEos ?? true) &&
+          out[i].ids[out[i].ids.length - 1] === eos) &&
         seqs[i].length + out[i].ids.length <= this.engine.kv.ctx;
       for (;;) {
         const active = out.map((_, i) => i).filter(live);
@@ -289,7 +338,9 @@ export class Model {
         active.forEach((i, r) => out[i].ids.push(next[r]));
       }
       for (const o of out) {
-        if ((options.stopAtEos ?? true) && o.ids[o.ids.length - 1] === eos) o.ids.pop();
+        if ((options.stopAtEos ?? true) && o.ids[o.ids.length - 1] === eos) {
+          o.ids.pop();
+        }
       }
       return out;
     } finally {
@@ -309,8 +360,15 @@ export class Model {
       const out = new Float32Array(ids.length * V);
       const T = Math.min(this.engine.maxStepTokens, this.engine.maxOut);
       for (let i = 0; i < ids.length; i += T) {
-        const chunk = ids.slice(i, i + T).map((id, j) => ({ slot: 0, pos: i + j, id }));
-        out.set(await this.engine.stepLogits(chunk, chunk.map((_, r) => r)), i * V);
+        const chunk = ids.slice(i, i + T).map((id, j) => ({
+          slot: 0,
+          pos: i + j,
+          id,
+        }));
+        out.set(
+          await this.engine.stepLogits(chunk, chunk.map((_, r) => r)),
+          i * V,
+        );
       }
       return out;
     } finally {
@@ -323,6 +381,11 @@ export class Model {
     this.engine.dispose();
     this.file.close();
     if (this.ownsGpu) this.engine.gpu.destroy();
+  }
+
+  /** Disposes the model (`using model = await loadModel()`). */
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 

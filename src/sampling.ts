@@ -22,7 +22,9 @@ export interface SamplingOptions {
 export function checkSampling(o: SamplingOptions): void {
   const t = o.temperature ?? 0;
   if (!(t >= 0) || !Number.isFinite(t)) {
-    throw new RangeError(`temperature must be a finite number >= 0, got ${o.temperature}`);
+    throw new RangeError(
+      `temperature must be a finite number >= 0, got ${o.temperature}`,
+    );
   }
   if (o.topK !== undefined && (!Number.isInteger(o.topK) || o.topK < 0)) {
     throw new RangeError(`topK must be a non-negative integer, got ${o.topK}`);
@@ -57,10 +59,14 @@ export function sample(
   const t = o.temperature ?? 0;
   if (t === 0) {
     let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    for (let i = 1; i < logits.length; i++) {
+      if (logits[i] > logits[best]) best = i;
+    }
     return best;
   }
-  let ids = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b);
+  let ids = Array.from(logits.keys()).sort((a, b) =>
+    logits[b] - logits[a] || a - b
+  );
   if (o.topK && o.topK < ids.length) ids = ids.slice(0, o.topK);
   const max = logits[ids[0]];
   let probs = ids.map((i) => Math.exp((logits[i] - max) / t));

@@ -179,3 +179,8 @@ export function assertInstanceOf<T>(
     fail(msg, `expected an instance of ${expectedType.name}`);
   }
 }
+
+/** Asserts `actual >= expected`. */
+export function assertGreaterOrEqual<T>(actual: T, expected: T, msg?: string) {
+  if (!(actual >= expected)) fail(msg, `expected ${actual} >= ${expected}`);
+}

@@ -32,7 +32,10 @@ export class KvCache {
       );
     }
     for (let l = 0; l < nLayers; l++) {
-      this.layers.push({ k: gpu.buffer(`k_cache.${l}`, bytes), v: gpu.buffer(`v_cache.${l}`, bytes) });
+      this.layers.push({
+        k: gpu.buffer(`k_cache.${l}`, bytes),
+        v: gpu.buffer(`v_cache.${l}`, bytes),
+      });
     }
     this.lengths = new Array(slots).fill(0);
   }
@@ -48,11 +51,15 @@ export class KvCache {
    */
   reserve(slot: number, n: number): void {
     if (slot < 0 || slot >= this.slots) {
-      throw new RangeError(`KV slot ${slot} does not exist (the cache has ${this.slots})`);
+      throw new RangeError(
+        `KV slot ${slot} does not exist (the cache has ${this.slots})`,
+      );
     }
     if (this.lengths[slot] + n > this.ctx) {
       throw new RangeError(
-        `The sequence would need ${this.lengths[slot] + n} positions but the context holds ${this.ctx}`,
+        `The sequence would need ${
+          this.lengths[slot] + n
+        } positions but the context holds ${this.ctx}`,
       );
     }
   }

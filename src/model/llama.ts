@@ -96,7 +96,13 @@ export interface LlamaLoadOptions {
 }
 
 function gpuTypeOf(stored: string): GpuWeightType | null {
-  return stored === "F32" ? "f32" : stored === "F16" ? "f16" : stored === "Q8_0" ? "q8_0" : null;
+  return stored === "F32"
+    ? "f32"
+    : stored === "F16"
+    ? "f16"
+    : stored === "Q8_0"
+    ? "q8_0"
+    : null;
 }
 
 /** A Llama-family model on the GPU. */
@@ -123,22 +129,33 @@ export class LlamaModel {
   }
 
   /** Uploads `file`'s weights and allocates the KV cache and run state. */
-  static async load(gpu: Gpu, file: ModelFile, o: LlamaLoadOptions = {}): Promise<LlamaModel> {
+  static async load(
+    gpu: Gpu,
+    file: ModelFile,
+    o: LlamaLoadOptions = {},
+  ): Promise<LlamaModel> {
     const c = file.config;
     if (c.attnBias) {
-      throw new TypeError(`Cannot load model ${file.name}: Q/K/V biases (${c.arch}) are not supported by the GPU engine yet`);
+      throw new TypeError(
+        `Cannot load model ${file.name}: Q/K/V biases (${c.arch}) are not supported by the GPU engine yet`,
+      );
     }
     if (c.ropeDim !== c.headDim) {
-      throw new TypeError(`Cannot load model ${file.name}: partial RoPE is not supported yet`);
+      throw new TypeError(
+        `Cannot load model ${file.name}: partial RoPE is not supported yet`,
+      );
     }
     if (c.headDim > 256 || c.headDim % 2) {
-      throw new TypeError(`Cannot load model ${file.name}: head dimension ${c.headDim} is not supported (even, at most 256)`);
+      throw new TypeError(
+        `Cannot load model ${file.name}: head dimension ${c.headDim} is not supported (even, at most 256)`,
+      );
     }
     const ctx = o.contextLength ?? c.contextLength;
     const maxBatch = o.maxBatch ?? 1;
     const total = file.tensors.length;
     let loaded = 0;
-    const progress = (tensor: string) => o.onProgress?.({ loaded: ++loaded, total, tensor });
+    const progress = (tensor: string) =>
+      o.onProgress?.({ loaded: ++loaded, total, tensor });
 
     const matrix = async (name: string): Promise<GpuWeight> => {
       const t = file.tensor(name);
@@ -146,14 +163,42 @@ export class LlamaModel {
       const type = gpuTypeOf(t.type);
       let w: GpuWeight;
       if (type === "f32") {
-        w = uploadWeight(gpu, name, "f32", rows, cols, await file.read(name, "f32") as Float32Array);
+        w = uploadWeight(
+          gpu,
+          name,
+          "f32",
+          rows,
+          cols,
+          await file.read(name, "f32") as Float32Array,
+        );
       } else if (type === "f16") {
-        w = uploadWeight(gpu, name, "f16", rows, cols, await file.read(name, "f16") as Uint16Array);
+        w = uploadWeight(
+          gpu,
+          name,
+          "f16",
+          rows,
+          cols,
+          await file.read(name, "f16") as Uint16Array,
+        );
       } else if (type === "q8_0") {
-        w = uploadWeight(gpu, name, "q8_0", rows, cols, await file.readRaw(name));
+        w = uploadWeight(
+          gpu,
+          name,
+          "q8_0",
+          rows,
+          cols,
+          await file.readRaw(name),
+        );
       } else {
         // Types without a shader yet are dequantized to f16 at upload.
-        w = uploadWeight(gpu, name, "f16", rows, cols, await file.read(name, "f16") as Uint16Array);
+        w = uploadWeight(
+          gpu,
+          name,
+          "f16",
+          rows,
+          cols,
+          await file.read(name, "f16") as Uint16Array,
+        );
       }
       progress(name);
       return w;
@@ -197,11 +242,19 @@ export class LlamaModel {
     // The attention weights (tokens, heads, ctx) bound the step size.
     const maxStepTokens = Math.max(
       1,
-      Math.min(o.maxStepTokens ?? 128, Math.floor(limit / (c.nHeads * ctx * 4))),
+      Math.min(
+        o.maxStepTokens ?? 128,
+        Math.floor(limit / (c.nHeads * ctx * 4)),
+      ),
     );
-    const maxOut = Math.max(1, Math.min(maxStepTokens, Math.floor(limit / (c.vocabSize * 4))));
+    const maxOut = Math.max(
+      1,
+      Math.min(maxStepTokens, Math.floor(limit / (c.vocabSize * 4))),
+    );
     if (maxOut < maxBatch) {
-      throw new RangeError(`A batch of ${maxBatch} needs ${maxBatch} logit rows; this GPU binds at most ${maxOut}`);
+      throw new RangeError(
+        `A batch of ${maxBatch} needs ${maxBatch} logit rows; this GPU binds at most ${maxOut}`,
+      );
     }
     const f = (name: string, elems: number) => gpu.buffer(name, elems * 4);
     const T = maxStepTokens;
@@ -227,14 +280,27 @@ export class LlamaModel {
     const kv = new KvCache(gpu, c.nLayers, maxBatch, ctx, kvDim);
     await gpu.device.queue.onSubmittedWorkDone();
     gpu.check();
-    return new LlamaModel(gpu, { ...c, contextLength: ctx }, w, s, kv, maxStepTokens, maxOut);
+    return new LlamaModel(
+      gpu,
+      { ...c, contextLength: ctx },
+      w,
+      s,
+      kv,
+      maxStepTokens,
+      maxOut,
+    );
   }
 
   /** The dispatches of one step; `tt` tokens share each weight read. */
   private buildPlan(tt: number): Dispatch[] {
     const { gpu, sb, config: c, w, s, kv } = this;
     const kvDim = c.nKvHeads * c.headDim;
-    const mm = (weight: GpuWeight, x: GPUBuffer, y: GPUBuffer, accumulate = false) =>
+    const mm = (
+      weight: GpuWeight,
+      x: GPUBuffer,
+      y: GPUBuffer,
+      accumulate = false,
+    ) =>
       matmulDispatches(gpu, sb, {
         weight,
         x,
@@ -244,10 +310,18 @@ export class LlamaModel {
         accumulate,
         tokensPerGroup: tt,
       });
-    const plan: Dispatch[] = [...embedDispatches(gpu, sb, { weight: w.tokenEmbd, x: s.x })];
+    const plan: Dispatch[] = [
+      ...embedDispatches(gpu, sb, { weight: w.tokenEmbd, x: s.x }),
+    ];
     w.layers.forEach((L, l) => {
       plan.push(
-        rmsnormDispatch(gpu, sb, { x: s.x, y: s.xn, weight: L.attnNorm, dim: c.dim, eps: c.normEps }),
+        rmsnormDispatch(gpu, sb, {
+          x: s.x,
+          y: s.xn,
+          weight: L.attnNorm,
+          dim: c.dim,
+          eps: c.normEps,
+        }),
         ...mm(L.wq, s.xn, s.q),
         ...mm(L.wk, s.xn, s.k),
         ...mm(L.wv, s.xn, s.v),
@@ -269,7 +343,14 @@ export class LlamaModel {
           maxPos: kv.ctx,
           interleaved: c.ropeLayout === "interleaved",
         }),
-        kvStoreDispatch(gpu, sb, { k: s.k, v: s.v, kCache: kv.layers[l].k, vCache: kv.layers[l].v, kvDim, ctx: kv.ctx }),
+        kvStoreDispatch(gpu, sb, {
+          k: s.k,
+          v: s.v,
+          kCache: kv.layers[l].k,
+          vCache: kv.layers[l].v,
+          kvDim,
+          ctx: kv.ctx,
+        }),
         attentionDispatch(gpu, sb, {
           q: s.q,
           out: s.o,
@@ -282,7 +363,13 @@ export class LlamaModel {
           ctx: kv.ctx,
         }),
         ...mm(L.wo, s.o, s.x, true),
-        rmsnormDispatch(gpu, sb, { x: s.x, y: s.xn, weight: L.ffnNorm, dim: c.dim, eps: c.normEps }),
+        rmsnormDispatch(gpu, sb, {
+          x: s.x,
+          y: s.xn,
+          weight: L.ffnNorm,
+          dim: c.dim,
+          eps: c.normEps,
+        }),
         ...mm(L.wGate, s.xn, s.gate),
         ...mm(L.wUp, s.xn, s.up),
         siluMulDispatch(gpu, sb, { gate: s.gate, up: s.up, width: c.ffnDim }),
@@ -290,7 +377,14 @@ export class LlamaModel {
       );
     });
     plan.push(
-      rmsnormDispatch(gpu, sb, { x: s.x, y: s.xo, weight: w.outputNorm, dim: c.dim, eps: c.normEps, gather: true }),
+      rmsnormDispatch(gpu, sb, {
+        x: s.x,
+        y: s.xo,
+        weight: w.outputNorm,
+        dim: c.dim,
+        eps: c.normEps,
+        gather: true,
+      }),
       ...matmulDispatches(gpu, sb, {
         weight: w.output,
         x: s.xo,
@@ -300,7 +394,11 @@ export class LlamaModel {
         outRowsOnly: true,
         tokensPerGroup: tt,
       }),
-      argmaxDispatch(gpu, sb, { logits: s.logits, ids: s.ids, vocab: c.vocabSize }),
+      argmaxDispatch(gpu, sb, {
+        logits: s.logits,
+        ids: s.ids,
+        vocab: c.vocabSize,
+      }),
     );
     return plan;
   }
@@ -308,31 +406,54 @@ export class LlamaModel {
   /** Checks a step's tokens against the vocabulary and the cache. */
   private checkStep(tokens: StepToken[], outRows: number[]): void {
     if (tokens.length === 0 || tokens.length > this.maxStepTokens) {
-      throw new RangeError(`A step takes 1 to ${this.maxStepTokens} tokens, got ${tokens.length}`);
+      throw new RangeError(
+        `A step takes 1 to ${this.maxStepTokens} tokens, got ${tokens.length}`,
+      );
     }
     if (outRows.length > this.maxOut) {
-      throw new RangeError(`A step produces at most ${this.maxOut} logit rows, got ${outRows.length}`);
+      throw new RangeError(
+        `A step produces at most ${this.maxOut} logit rows, got ${outRows.length}`,
+      );
     }
     for (const t of tokens) {
-      if (!Number.isInteger(t.id) || t.id < 0 || t.id >= this.config.vocabSize) {
-        throw new RangeError(`Token id ${t.id} is outside the vocabulary (0 to ${this.config.vocabSize - 1})`);
+      if (
+        !Number.isInteger(t.id) || t.id < 0 || t.id >= this.config.vocabSize
+      ) {
+        throw new RangeError(
+          `Token id ${t.id} is outside the vocabulary (0 to ${
+            this.config.vocabSize - 1
+          })`,
+        );
       }
       if (t.pos >= this.kv.ctx) {
-        throw new RangeError(`Position ${t.pos} is past the context length ${this.kv.ctx}`);
+        throw new RangeError(
+          `Position ${t.pos} is past the context length ${this.kv.ctx}`,
+        );
       }
     }
     for (const r of outRows) {
-      if (r < 0 || r >= tokens.length) throw new RangeError(`Output row ${r} is not a token of the step`);
+      if (r < 0 || r >= tokens.length) {
+        throw new RangeError(`Output row ${r} is not a token of the step`);
+      }
     }
   }
 
   /** Encodes and submits one step; the caller reads results. */
-  private submit(tokens: StepToken[], outRows: number[], extra?: (enc: GPUCommandEncoder) => void): void {
+  private submit(
+    tokens: StepToken[],
+    outRows: number[],
+    extra?: (enc: GPUCommandEncoder) => void,
+  ): void {
     this.gpu.check();
     this.checkStep(tokens, outRows);
     writeStep(this.gpu, this.sb, tokens, outRows);
     const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(enc, tokens.length > 1 ? this.plans.prefill : this.plans.decode, tokens.length, outRows.length);
+    encodePlan(
+      enc,
+      tokens.length > 1 ? this.plans.prefill : this.plans.decode,
+      tokens.length,
+      outRows.length,
+    );
     extra?.(enc);
     this.gpu.device.queue.submit([enc.finish()]);
   }
@@ -341,10 +462,21 @@ export class LlamaModel {
    * Runs a step and returns the argmax token of each output row: one u32
    * per row comes back, not the logits.
    */
-  async stepArgmax(tokens: StepToken[], outRows: number[]): Promise<Uint32Array> {
+  async stepArgmax(
+    tokens: StepToken[],
+    outRows: number[],
+  ): Promise<Uint32Array> {
     const n = outRows.length;
     this.submit(tokens, outRows, (enc) => {
-      if (n) enc.copyBufferToBuffer(this.s.ids, 0, this.s.idsRead, 0, Math.ceil(n / 4) * 16);
+      if (n) {
+        enc.copyBufferToBuffer(
+          this.s.ids,
+          0,
+          this.s.idsRead,
+          0,
+          Math.ceil(n / 4) * 16,
+        );
+      }
     });
     if (!n) {
       await this.gpu.device.queue.onSubmittedWorkDone();
@@ -352,27 +484,43 @@ export class LlamaModel {
       return new Uint32Array(0);
     }
     await this.gpu.mapOrLost(this.s.idsRead);
-    const ids = new Uint32Array(this.s.idsRead.getMappedRange().slice(0, n * 4));
+    const ids = new Uint32Array(
+      this.s.idsRead.getMappedRange().slice(0, n * 4),
+    );
     this.s.idsRead.unmap();
     this.gpu.check();
     return ids;
   }
 
   /** Runs a step and returns the logits of the output rows, (n_out, vocab). */
-  async stepLogits(tokens: StepToken[], outRows: number[]): Promise<Float32Array> {
+  async stepLogits(
+    tokens: StepToken[],
+    outRows: number[],
+  ): Promise<Float32Array> {
     this.submit(tokens, outRows);
-    const out = new Float32Array(await this.gpu.read(this.s.logits, outRows.length * this.config.vocabSize * 4));
+    const out = new Float32Array(
+      await this.gpu.read(
+        this.s.logits,
+        outRows.length * this.config.vocabSize * 4,
+      ),
+    );
     this.gpu.check();
     return out;
   }
 
   /** GPU bytes held: weights, KV cache and run state. */
   get gpuBytes(): number {
-    const ws = [this.w.tokenEmbd, ...(this.w.output !== this.w.tokenEmbd ? [this.w.output] : [])];
-    let n = ws.reduce((a, w) => a + w.bytes, 0) + this.w.outputNorm.size + this.w.ropeTable.size;
+    const ws = [
+      this.w.tokenEmbd,
+      ...(this.w.output !== this.w.tokenEmbd ? [this.w.output] : []),
+    ];
+    let n = ws.reduce((a, w) => a + w.bytes, 0) + this.w.outputNorm.size +
+      this.w.ropeTable.size;
     for (const L of this.w.layers) {
       n += L.attnNorm.size + L.ffnNorm.size;
-      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) n += m.bytes;
+      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) {
+        n += m.bytes;
+      }
     }
     for (const b of Object.values(this.s)) n += (b as GPUBuffer).size;
     return n + this.kv.bytes + this.sb.step.size + this.sb.outRows.size;
@@ -385,7 +533,9 @@ export class LlamaModel {
     for (const L of this.w.layers) {
       L.attnNorm.destroy();
       L.ffnNorm.destroy();
-      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) destroyWeight(m);
+      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) {
+        destroyWeight(m);
+      }
     }
     this.w.outputNorm.destroy();
     this.w.ropeTable.destroy();
