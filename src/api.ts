@@ -190,18 +190,19 @@ export class Model {
       fail = rej;
     });
     result.catch(() => {}); // reported through the iterator too
-    const self = this;
-    async function* run(): AsyncGenerator<GeneratedPiece> {
+    const run = async function* (
+      this: Model,
+    ): AsyncGenerator<GeneratedPiece> {
       try {
-        yield* self.runGeneration(promptIds, maxTokens, options, settle);
+        yield* this.runGeneration(promptIds, maxTokens, options, settle);
       } catch (e) {
         fail(e);
         throw e;
       } finally {
-        self.busy = false;
+        this.busy = false;
       }
-    }
-    const it = run();
+    };
+    const it = run.call(this);
     return { result, [Symbol.asyncIterator]: () => it };
   }
 
