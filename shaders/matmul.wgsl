@@ -43,10 +43,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let t = min(t0 + tt, n_tok - 1u);
       xrow[tt] = select(t, out_rows[t], p.gather == 1u) * p.x_stride;
     }
-    for (var k = lane; k < p.cols; k += TPR) {
-      let wv = w_get(row, k, p.cols);
-      for (var tt = 0u; tt < TT; tt++) {
-        acc[tt] += wv * x[xrow[tt] + k];
+    if (p.cols % 4u == 0u) {
+      // Four weights per step: one u32 of Q8_0 quants, two of f16 pairs.
+      for (var k = lane * 4u; k < p.cols; k += TPR * 4u) {
+        let wv = w_get4(row, k, p.cols);
+        for (var tt = 0u; tt < TT; tt++) {
+          let xi = xrow[tt] + k;
+          acc[tt] += dot(wv, vec4f(x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
+        }
+      }
+    } else {
+      for (var k = lane; k < p.cols; k += TPR) {
+        let wv = w_get(row, k, p.cols);
+        for (var tt = 0u; tt < TT; tt++) {
+          acc[tt] += wv * x[xrow[tt] + k];
+        }
       }
     }
   }

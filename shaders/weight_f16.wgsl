@@ -7,3 +7,9 @@ fn w_get(r: u32, k: u32, cols: u32) -> f32 {
   let pair = unpack2x16float(w[e >> 1u]);
   return pair[e & 1u];
 }
+
+// Elements k .. k+3 of row r (k a multiple of 4, cols a multiple of 4).
+fn w_get4(r: u32, k: u32, cols: u32) -> vec4f {
+  let i = (r * cols + k) >> 1u;
+  return vec4f(unpack2x16float(w[i]), unpack2x16float(w[i + 1u]));
+}

@@ -13,3 +13,17 @@ fn w_get(r: u32, k: u32, cols: u32) -> f32 {
   let d = unpack2x16float(ws[b >> 1u])[b & 1u];
   return f32(q) * d;
 }
+
+// Elements k .. k+3 of row r (k a multiple of 4): one word of quants.
+fn w_get4(r: u32, k: u32, cols: u32) -> vec4f {
+  let e = r * cols + k;
+  let b = e >> 5u;
+  let word = i32(w[e >> 2u]);
+  let q = vec4i(
+    extractBits(word, 0u, 8u),
+    extractBits(word, 8u, 8u),
+    extractBits(word, 16u, 8u),
+    extractBits(word, 24u, 8u),
+  );
+  return vec4f(q) * unpack2x16float(ws[b >> 1u])[b & 1u];
+}

@@ -23,11 +23,16 @@ export class Gpu {
   /** Compute pipelines by a key naming the shader and every override. */
   private readonly pipelines = new Map<string, GPUComputePipeline>();
 
+  /** A CPU rasterizer (llvmpipe, SwiftShader) rather than a GPU. */
+  readonly isSoftware: boolean;
+
   constructor(
     readonly device: GPUDevice,
     readonly adapterInfo: GPUAdapterInfo,
     readonly hasTimestamps: boolean,
   ) {
+    this.isSoftware = adapterInfo.isFallbackAdapter ||
+      /llvmpipe|lavapipe|swiftshader|softpipe/i.test(adapterInfo.description);
     device.addEventListener("uncapturederror", (e) => {
       const err = (e as GPUUncapturedErrorEvent).error;
       this.errors.push(err.message);

@@ -63,8 +63,14 @@ function u32s(...v: number[]): Uint32Array {
   return a;
 }
 
-/** Threads per output row for a matmul with `cols` inputs. */
-export function threadsPerRow(cols: number): number {
+/**
+ * Threads per output row for a matmul with `cols` inputs. A software
+ * rasterizer (Mesa's llvmpipe) runs workgroup barriers as coroutine
+ * switches, so there one thread per row is fastest (measured: 7x on the
+ * Austen decode step); GPUs want many threads sharing a row's reads.
+ */
+export function threadsPerRow(cols: number, software = false): number {
+  if (software) return 1;
   let t = 4;
   while (t < 64 && t * 16 <= cols) t *= 2;
   return t;
@@ -93,7 +99,7 @@ export function matmulDispatches(
   },
 ): Dispatch[] {
   const WG = 64;
-  const TPR = threadsPerRow(o.weight.cols);
+  const TPR = threadsPerRow(o.weight.cols, gpu.isSoftware);
   const TT = o.tokensPerGroup ?? 4;
   if (TT < 1 || TT > 8 || WG * TT > 512) {
     throw new RangeError(`tokensPerGroup ${TT}`);
@@ -396,4 +402,42 @@ export function encodePlan(
     pass.dispatchWorkgroups(x, y, z);
   }
   pass.end();
+}
+
+/**
+ * Runs `plan` once with a GPU timestamp around every dispatch and returns
+ * each dispatch's GPU time in milliseconds (needs `timestamp-query`).
+ */
+export async function profilePlan(
+  gpu: Gpu,
+  plan: Dispatch[],
+  nTokens: number,
+  nOut: number,
+): Promise<{ label: string; ms: number }[]> {
+  if (!gpu.hasTimestamps) throw new TypeError("This GPU has no timestamp-query feature");
+  const n = plan.length;
+  const qs = gpu.device.createQuerySet({ type: "timestamp", count: 2 * n });
+  const resolve = gpu.device.createBuffer({
+    size: 16 * n,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
+  const enc = gpu.device.createCommandEncoder();
+  plan.forEach((d, i) => {
+    const pass = enc.beginComputePass({
+      timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+    });
+    const [x, y, z] = d.grid(nTokens, nOut);
+    if (x && y) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+    }
+    pass.end();
+  });
+  enc.resolveQuerySet(qs, 0, 2 * n, resolve, 0);
+  gpu.device.queue.submit([enc.finish()]);
+  const t = new BigUint64Array(await gpu.read(resolve, 16 * n));
+  qs.destroy();
+  resolve.destroy();
+  return plan.map((d, i) => ({ label: d.label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
 }

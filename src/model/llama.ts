@@ -31,6 +31,7 @@ import {
   encodePlan,
   kvStoreDispatch,
   matmulDispatches,
+  profilePlan,
   rmsnormDispatch,
   ropeDispatch,
   ropeTable,
@@ -506,6 +507,18 @@ export class LlamaModel {
     );
     this.gpu.check();
     return out;
+  }
+
+  /**
+   * GPU time of every dispatch of one step (timestamp queries), for
+   * benchmarks: the step's table must have been written by a previous step
+   * or `prepare`.
+   */
+  async profileStep(tokens: StepToken[], outRows: number[]): Promise<{ label: string; ms: number }[]> {
+    this.checkStep(tokens, outRows);
+    writeStep(this.gpu, this.sb, tokens, outRows);
+    const plan = tokens.length > 1 ? this.plans.prefill : this.plans.decode;
+    return await profilePlan(this.gpu, plan, tokens.length, outRows.length);
   }
 
   /** GPU bytes held: weights, KV cache and run state. */

@@ -1,0 +1,141 @@
+/**
+ * `alisa generate` and `alisa demo`: stream a continuation to stdout, then
+ * report prefill and decode speed (or one JSON object with `--json`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type GenerateOptions, loadModel, type Model } from "../api.ts";
+import { defaultModelPath } from "../default_model.ts";
+
+/** Usage of `alisa generate`. */
+export const GENERATE_USAGE = `usage: alisa generate [MODEL] --prompt TEXT [options]
+
+MODEL is a .gguf file, a URL or a Hugging Face directory (default: the
+embedded Austen 5.8M model).
+
+options:
+  --prompt TEXT        the text to continue (required)
+  --max-tokens N       tokens to generate (default 128)
+  --temperature T      0 = greedy (default 0)
+  --top-k K            sample from the K most likely tokens
+  --top-p P            sample from the smallest set with probability P
+  --seed S             seed for sampling
+  --stop TEXT          stop when TEXT appears (repeatable)
+  --context N          positions to allocate (default: the model's)
+  --json               print {"prompt_ids","ids","text","prefill_tok_s","decode_tok_s","gpu_bytes"}`;
+
+function num(v: string | undefined, what: string, int = false): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
+    throw new RangeError(`--${what}: ${JSON.stringify(v)} is not a${int ? "n integer" : " number"}`);
+  }
+  return n;
+}
+
+/** A one-line progress bar on stderr while a model uploads (terminals only). */
+function progressBar(): ((p: { loaded: number; total: number }) => void) | undefined {
+  if (!Deno.stderr.isTerminal()) return undefined;
+  const enc = new TextEncoder();
+  return ({ loaded, total }) => {
+    const w = 30, f = Math.round((loaded / total) * w);
+    Deno.stderr.writeSync(
+      enc.encode(`\rloading [${"#".repeat(f)}${" ".repeat(w - f)}] ${loaded}/${total} tensors${loaded === total ? "\n" : ""}`),
+    );
+  };
+}
+
+async function stream(model: Model, prompt: string, o: GenerateOptions, json: boolean): Promise<void> {
+  const enc = new TextEncoder();
+  const gen = model.generate(prompt, o);
+  if (!json) await Deno.stdout.write(enc.encode(prompt));
+  for await (const piece of gen) {
+    if (!json && piece.text) await Deno.stdout.write(enc.encode(piece.text));
+  }
+  const r = await gen.result;
+  if (json) {
+    console.log(JSON.stringify({
+      prompt_ids: r.promptIds,
+      ids: r.ids,
+      text: r.text,
+      finish_reason: r.finishReason,
+      prefill_tok_s: r.prefillTokS,
+      decode_tok_s: r.decodeTokS,
+      gpu_bytes: model.gpuBytes,
+    }));
+  } else {
+    console.log();
+    console.error(
+      `prefill: ${r.promptIds.length} tokens, ${r.prefillTokS.toFixed(1)} tok/s; ` +
+        `decode: ${r.ids.length} tokens, ${r.decodeTokS.toFixed(1)} tok/s; ` +
+        `GPU memory ${(model.gpuBytes / 2 ** 20).toFixed(1)} MiB (${r.finishReason})`,
+    );
+  }
+}
+
+/** `alisa generate ...`; returns the exit code. */
+export async function generateCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      prompt: { type: "string" },
+      "max-tokens": { type: "string" },
+      temperature: { type: "string" },
+      "top-k": { type: "string" },
+      "top-p": { type: "string" },
+      seed: { type: "string" },
+      stop: { type: "string", multiple: true },
+      context: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(GENERATE_USAGE);
+    return 0;
+  }
+  if (values.prompt === undefined || positionals.length > 1) {
+    console.error(GENERATE_USAGE);
+    return 2;
+  }
+  const model = await loadModel(positionals[0] ?? defaultModelPath(), {
+    contextLength: num(values.context, "context", true),
+    onProgress: progressBar(),
+  });
+  try {
+    await stream(model, values.prompt, {
+      maxTokens: num(values["max-tokens"], "max-tokens", true) ?? 128,
+      temperature: num(values.temperature, "temperature"),
+      topK: num(values["top-k"], "top-k", true),
+      topP: num(values["top-p"], "top-p"),
+      seed: num(values.seed, "seed", true),
+      stop: values.stop,
+    }, values.json ?? false);
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
+
+/** `alisa demo`: the embedded model continues an Austen opening, offline. */
+export async function demoCommand(): Promise<number> {
+  const model = await loadModel(defaultModelPath());
+  try {
+    console.error(
+      `alisa demo: the embedded Austen model (${model.config.nLayers} layers, dim ${model.config.dim}) on ${
+        model.engine.gpu.adapterInfo.description || "WebGPU"
+      }\n`,
+    );
+    await stream(
+      model,
+      "It is a truth universally acknowledged",
+      { maxTokens: 64, temperature: 0.7, topK: 40, topP: 0.95, seed: 1811 },
+      false,
+    );
+  } finally {
+    model.dispose();
+  }
+  return 0;
+}
