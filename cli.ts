@@ -3,6 +3,8 @@
  *
  * ```sh
  * deno run -A cli.ts inspect MODEL [--json]
+ * deno run -A cli.ts tokenize MODEL TEXT [--json] [--bos]
+ * deno run -A cli.ts tokenize MODEL --ids 1,2,3 [--json]
  * ```
  *
  * MODEL is a `.gguf` file (path or URL) or a Hugging Face directory.
@@ -12,6 +14,8 @@
 import { parseArgs } from "node:util";
 import { openModelFile } from "./src/model_file.ts";
 import { formatReport, inspectReport } from "./src/inspect.ts";
+import { GgufFile } from "./src/gguf.ts";
+import { Tokenizer } from "./src/tokenizer.ts";
 import { defaultModelPath } from "./src/default_model.ts";
 
 const USAGE = `usage: alisa <command> [options]
@@ -19,6 +23,10 @@ const USAGE = `usage: alisa <command> [options]
 commands:
   inspect MODEL [--json]   print the config, tokenizer and tensors of a model
                            (a .gguf file or a Hugging Face directory)
+  tokenize MODEL TEXT      print the pieces and ids of TEXT ("-": stdin);
+    [--json] [--bos]       --json: {"ids", "pieces"}; --bos: add BOS/EOS
+  tokenize MODEL --ids 1,2,3 [--json]
+                           decode ids to text
   demo                     load the embedded default model (offline) and
                            report what was loaded and how fast
 
@@ -88,6 +96,77 @@ async function demo(): Promise<number> {
   return 0;
 }
 
+const TOKENIZE_USAGE =
+  "usage: alisa tokenize MODEL TEXT [--json] [--bos]\n       alisa tokenize MODEL --ids 1,2,3 [--json]";
+
+async function tokenize(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      json: { type: "boolean" },
+      bos: { type: "boolean" },
+      ids: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log(TOKENIZE_USAGE);
+    return 0;
+  }
+  const want = values.ids === undefined ? 2 : 1;
+  if (positionals.length !== want) {
+    console.error(TOKENIZE_USAGE);
+    return 2;
+  }
+  const path = positionals[0];
+  let tok: Tokenizer;
+  if ((await Deno.stat(path).catch(() => null))?.isDirectory) {
+    tok = await Tokenizer.fromHfDir(path);
+  } else {
+    const gguf = await GgufFile.open(path);
+    try {
+      tok = Tokenizer.fromGguf(gguf);
+    } finally {
+      gguf.close();
+    }
+  }
+  if (values.ids !== undefined) {
+    const ids = values.ids.split(/[\s,]+/).filter((s) => s !== "").map((s) => {
+      const n = Number(s);
+      if (!/^\d+$/.test(s) || !Number.isSafeInteger(n)) {
+        throw new RangeError(`--ids: ${JSON.stringify(s)} is not a token id`);
+      }
+      return n;
+    });
+    const text = tok.decode(ids, { lossy: true });
+    if (values.json) {
+      console.log(JSON.stringify({ ids, pieces: tok.pieces(ids), text }));
+    } else {
+      console.log(text);
+    }
+    return 0;
+  }
+  let text = positionals[1];
+  if (text === "-") {
+    text = await new Response(Deno.stdin.readable).text();
+  }
+  const ids = tok.encode(text, { addSpecial: values.bos ?? false });
+  const pieces = tok.pieces(ids);
+  if (values.json) {
+    console.log(JSON.stringify({ ids, pieces }));
+  } else {
+    const w = ids.reduce((m, id) => Math.max(m, String(id).length), 1);
+    for (let i = 0; i < ids.length; i++) {
+      console.log(
+        `${String(ids[i]).padStart(w)}  ${JSON.stringify(pieces[i])}`,
+      );
+    }
+    console.log(`${ids.length} tokens`);
+  }
+  return 0;
+}
+
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
@@ -95,6 +174,8 @@ export async function main(args: string[]): Promise<number> {
     switch (command) {
       case "inspect":
         return await inspect(rest);
+      case "tokenize":
+        return await tokenize(rest);
       case "demo":
         return await demo();
       case undefined:

@@ -55,8 +55,13 @@ export class BytesSource implements ByteSource {
   close() {}
 }
 
-/** A `Deno.FsFile`, read with seek + read. */
+/**
+ * A `Deno.FsFile`, read with seek + read. Reads are queued one after the
+ * other, since concurrent seeks on one handle would interleave.
+ */
 export class FileSource implements ByteSource {
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(
     readonly file: Deno.FsFile,
     readonly size: number,
@@ -75,7 +80,13 @@ export class FileSource implements ByteSource {
     return new FileSource(file, size, String(path), true);
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
+  read(offset: number, length: number): Promise<Uint8Array> {
+    const next = this.queue.then(() => this.readNow(offset, length));
+    this.queue = next.catch(() => {});
+    return next;
+  }
+
+  private async readNow(offset: number, length: number): Promise<Uint8Array> {
     if (offset + length > this.size) {
       throw pastEnd(this.name, offset, length, this.size);
     }

@@ -24,14 +24,22 @@ export async function dequantizeChunked(
   if (!t.dequantizable) {
     throw new TypeError(`alisa cannot dequantize tensor type ${t.name} yet`);
   }
-  const out = to === "f32"
-    ? new Float32Array(nElements)
-    : new Uint16Array(nElements);
   const nBlocks = nElements / t.blockSize;
   const blocksPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / t.typeSize));
+  // Read the first chunk before allocating, so a tensor that a hostile
+  // header declares huge fails on its data, not on the allocation.
+  let raw = await readChunk(0, Math.min(blocksPerChunk, nBlocks) * t.typeSize);
+  let out: TensorData;
+  try {
+    out = to === "f32" ? new Float32Array(nElements) : new Uint16Array(nElements);
+  } catch {
+    throw new RangeError(
+      `cannot allocate ${nElements} ${to} values (${nElements * (to === "f32" ? 4 : 2)} bytes)`,
+    );
+  }
   for (let b = 0; b < nBlocks; b += blocksPerChunk) {
     const n = Math.min(blocksPerChunk, nBlocks - b);
-    const raw = await readChunk(b * t.typeSize, n * t.typeSize);
+    if (b > 0) raw = await readChunk(b * t.typeSize, n * t.typeSize);
     const part = to === "f32"
       ? dequantizeF32(t.id, raw, n * t.blockSize)
       : dequantizeF16(t.id, raw, n * t.blockSize);

@@ -81,12 +81,13 @@ interface RawHeader {
 
 /** Options for {@linkcode GgufFile.open}. */
 export interface GgufOpenOptions {
-  /** Refuse headers larger than this (default 1 GiB). */
+  /** Refuse headers larger than this (default 256 MiB; real headers are tens of MB at most). */
   maxHeaderBytes?: number;
 }
 
-/** Re-throws `e` (a TypeError/RangeError from Wasm) with the file named. */
+/** Re-throws `e` (a TypeError/RangeError from Wasm) with the file named once. */
 export function withContext(name: string, e: unknown): Error {
+  if (e instanceof Error && e.message.startsWith("Cannot load model ")) return e;
   if (e instanceof TypeError) {
     return new TypeError(`Cannot load model ${name}: ${e.message}`);
   }
@@ -135,7 +136,7 @@ export class GgufFile {
 
   private static async fromSource(
     src: ByteSource,
-    { maxHeaderBytes = 1 << 30 }: GgufOpenOptions,
+    { maxHeaderBytes = 256 << 20 }: GgufOpenOptions,
   ): Promise<GgufFile> {
     let want = 1 << 20;
     let size = src.size;

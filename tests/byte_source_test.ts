@@ -75,3 +75,16 @@ Deno.test("a stream refuses to read backwards, a bytes source past its end", asy
     "past the end",
   );
 });
+
+Deno.test("concurrent reads of one file return the right bytes", async () => {
+  const bytes = await Deno.readFile(PATH);
+  const g = await GgufFile.open(PATH);
+  try {
+    const all = await Promise.all(g.tensors.map((t) => g.readRaw(t.name)));
+    g.tensors.forEach((t, i) => {
+      assertEquals(all[i], bytes.subarray(t.fileOffset, t.fileOffset + t.nBytes));
+    });
+  } finally {
+    g.close();
+  }
+});

@@ -96,10 +96,15 @@ export function matmulDispatches(
     /** Run only the first n_out rows (X holds already-gathered rows). */
     outRowsOnly?: boolean;
     tokensPerGroup?: number;
+    /** Threads per output row (default: {@linkcode threadsPerRow}). */
+    threadsPerRow?: number;
   },
 ): Dispatch[] {
   const WG = 64;
-  const TPR = threadsPerRow(o.weight.cols, gpu.isSoftware);
+  const TPR = o.threadsPerRow ?? threadsPerRow(o.weight.cols, gpu.isSoftware);
+  if (!(TPR >= 1 && TPR <= WG && (TPR & (TPR - 1)) === 0)) {
+    throw new RangeError(`threadsPerRow must be a power of two from 1 to ${WG}, got ${TPR}`);
+  }
   const TT = o.tokensPerGroup ?? 4;
   if (TT < 1 || TT > 8 || WG * TT > 512) {
     throw new RangeError(`tokensPerGroup ${TT}`);

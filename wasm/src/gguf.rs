@@ -11,6 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::ggml_type::GgmlType;
+use std::collections::BTreeSet;
 
 /// GGUF's magic, "GGUF" read as a little-endian u32.
 const MAGIC: &[u8; 4] = b"GGUF";
@@ -273,11 +274,21 @@ impl<'a> Cursor<'a> {
 
     /// Checks that `count` elements of at least `min_size` bytes each can fit
     /// in the rest of the file, so a hostile count cannot trigger a huge
-    /// allocation or a long loop.
+    /// allocation or a long loop. When they fit in the file but not in the
+    /// prefix at hand (a stream of unknown size, a huge file), it asks for
+    /// the bytes they need before anything is allocated: so the count that
+    /// comes back is at most the prefix length, and preallocating it is safe
+    /// (on wasm32 a `usize` is 32 bits, a count is 64).
     fn check_count(&self, count: u64, min_size: u64, what: &dyn Fn() -> String) -> R<usize> {
         let need = count.checked_mul(min_size);
         match need {
-            Some(n) if n <= self.remaining_in_file() => Ok(count as usize),
+            Some(n) if n <= self.remaining_in_file() => {
+                let end = self.pos + n; // <= file_size, cannot overflow
+                if end > self.buf.len() as u64 {
+                    return Err(Stop::Need(end));
+                }
+                Ok(count as usize) // count <= n <= buf.len()
+            }
             _ => Err(Stop::Fail(Error::range_error(format!(
                 "{} claims {} elements, which cannot fit in the {} bytes left in the file",
                 what(),
@@ -411,7 +422,13 @@ fn parse_inner(buf: &[u8], file_size: u64) -> R<Header> {
             )))
         }
         v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => {
-            return Err(Stop::Fail(Error::type_error("big-endian GGUF files are not supported")))
+            return Err(Stop::Fail(Error::type_error(format!(
+                "big-endian GGUF files are not supported (version bytes {:02x} {:02x} {:02x} {:02x})",
+                v & 0xff,
+                (v >> 8) & 0xff,
+                (v >> 16) & 0xff,
+                v >> 24
+            ))))
         }
         v => {
             return Err(Stop::Fail(Error::type_error(format!(
@@ -424,17 +441,31 @@ fn parse_inner(buf: &[u8], file_size: u64) -> R<Header> {
     let kv_count = c.u64(&|| "the metadata count".into())?;
     // A key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes.
     let kv_n = c.check_count(kv_count, 13, &|| "the metadata count".into())?;
-    // A tensor info takes at least 8 (name length) + 4 (n_dims) + 4 (type) + 8 (offset) bytes.
-    let tensor_n = c.check_count(tensor_count, 24, &|| "the tensor count".into())?;
+    // A tensor info takes at least 8 (name length) + 4 (n_dims) + 8 (one
+    // dimension) + 4 (type) + 8 (offset) bytes.
+    let tensor_n = c.check_count(tensor_count, 32, &|| "the tensor count".into())?;
+    // Both together must fit too (each part is at most the prefix length, so
+    // the sum cannot overflow).
+    if kv_n as u64 * 13 + tensor_n as u64 * 32 > c.remaining_in_file() {
+        return Err(Stop::Fail(Error::range_error(format!(
+            "the metadata count {} and the tensor count {} together cannot fit in the {} bytes left in the file",
+            kv_count,
+            tensor_count,
+            c.remaining_in_file()
+        ))));
+    }
 
     let mut metadata: Vec<(String, Value)> = Vec::with_capacity(kv_n);
+    // Keys and names seen so far: a set, so a file with many entries is not
+    // quadratic to check for duplicates.
+    let mut keys: BTreeSet<String> = BTreeSet::new();
     let mut alignment = DEFAULT_ALIGNMENT;
     for i in 0..kv_n {
         let key = c.string(&|| format!("the key of metadata entry {}", i))?;
         let what = || format!("metadata value {:?}", key);
         let value_type = c.u32(&|| format!("the type of {}", what()))?;
         let value = c.value(value_type, 0, &what)?;
-        if metadata.iter().any(|(k, _)| *k == key) {
+        if !keys.insert(key.clone()) {
             return Err(Stop::Fail(Error::type_error(format!("metadata key {:?} appears twice", key))));
         }
         if key == "general.alignment" {
@@ -452,6 +483,7 @@ fn parse_inner(buf: &[u8], file_size: u64) -> R<Header> {
     }
 
     let mut tensors: Vec<TensorInfo> = Vec::with_capacity(tensor_n);
+    let mut names: BTreeSet<String> = BTreeSet::new();
     for i in 0..tensor_n {
         let name = c.string(&|| format!("the name of tensor {}", i))?;
         let n_dims = c.u32(&|| format!("the dimension count of tensor {}", name))?;
@@ -495,7 +527,7 @@ fn parse_inner(buf: &[u8], file_size: u64) -> R<Header> {
                 name, offset, alignment
             ))));
         }
-        if tensors.iter().any(|t| t.name == name) {
+        if !names.insert(name.clone()) {
             return Err(Stop::Fail(Error::type_error(format!("tensor name {} appears twice", name))));
         }
         tensors.push(TensorInfo { name, ne, ty, offset, n_elements, n_bytes });
@@ -526,10 +558,12 @@ fn parse_inner(buf: &[u8], file_size: u64) -> R<Header> {
         }
         if t.offset < prev_end {
             return Err(Stop::Fail(Error::range_error(format!(
-                "tensors {} and {} overlap (data offsets {} and {})",
+                "tensors {} and {} overlap ({} ends at data offset {}, {} starts at {})",
                 prev_name.unwrap_or("?"),
                 t.name,
+                prev_name.unwrap_or("?"),
                 prev_end,
+                t.name,
                 t.offset
             ))));
         }
@@ -596,6 +630,51 @@ mod tests {
             // As a whole (truncated) file it must be an error.
             assert!(parse(&f[..cut], cut as u64).is_err(), "cut {}", cut);
         }
+    }
+
+    #[test]
+    fn huge_counts_of_unknown_size_ask_for_bytes_instead_of_allocating() {
+        // A stream of unknown size: 2^28 entries "fit", but nothing may be
+        // preallocated for them before their bytes are there.
+        let mut w = W(b"GGUF".to_vec());
+        w.u32(3).u64(0).u64(1 << 28);
+        match parse(&w.0, u64::MAX).unwrap() {
+            Parsed::NeedMore(n) => assert!(n >= 24 + (1 << 28) * 13, "{}", n),
+            p => panic!("{:?}", p),
+        }
+        for (count, ty, min) in [(1u64 << 40, 8u32, 8u64), (1 << 32 | 1, 4, 4), (1 << 28, 9, 12)] {
+            let mut w = W(b"GGUF".to_vec());
+            w.u32(3).u64(0).u64(1);
+            w.s("a").u32(9).u32(ty).u64(count);
+            match parse(&w.0, u64::MAX).unwrap() {
+                Parsed::NeedMore(n) => assert!(n >= count * min, "{}", n),
+                p => panic!("{:?}", p),
+            }
+        }
+    }
+
+    #[test]
+    fn many_keys_are_checked_for_duplicates_quickly() {
+        let n = 50_000u64;
+        let mut w = W(b"GGUF".to_vec());
+        w.u32(3).u64(0).u64(n + 1);
+        for i in 0..n {
+            w.s(&format!("k{}", i)).u32(0);
+            w.0.push(0);
+        }
+        w.s("k7").u32(0);
+        w.0.push(0);
+        let e = parse(&w.0, w.0.len() as u64).unwrap_err();
+        assert!(e.message.contains("\"k7\" appears twice"), "{}", e.message);
+    }
+
+    #[test]
+    fn counts_that_fit_alone_but_not_together_are_errors() {
+        let mut w = W(b"GGUF".to_vec());
+        w.u32(3).u64(2).u64(4);
+        w.0.extend(std::iter::repeat(0).take(70)); // 4 * 13 fits, 2 * 32 fits, not both
+        let e = parse(&w.0, w.0.len() as u64).unwrap_err();
+        assert!(e.message.contains("together cannot fit"), "{}", e.message);
     }
 
     #[test]

@@ -10,8 +10,10 @@ pub mod dequant;
 pub mod error;
 pub mod ggml_type;
 pub mod gguf;
+pub mod int8;
 pub mod safetensors_header;
 pub mod sentencepiece_model;
+pub mod tokenizer;
 
 use error::{Error, Kind};
 use ggml_type::GgmlType;
