@@ -5,6 +5,8 @@
  * deno run -A cli.ts inspect MODEL [--json]
  * deno run -A cli.ts tokenize MODEL TEXT [--json] [--bos]
  * deno run -A cli.ts tokenize MODEL --ids 1,2,3 [--json]
+ * deno run -A cli.ts generate [MODEL] --prompt TEXT [--max-tokens N] [--json]
+ * deno run -A cli.ts demo
  * ```
  *
  * MODEL is a `.gguf` file (path or URL) or a Hugging Face directory.
@@ -16,7 +18,7 @@ import { openModelFile } from "./src/model_file.ts";
 import { formatReport, inspectReport } from "./src/inspect.ts";
 import { GgufFile } from "./src/gguf.ts";
 import { Tokenizer } from "./src/tokenizer.ts";
-import { defaultModelPath } from "./src/default_model.ts";
+import { demoCommand, generateCommand } from "./src/cli/generate.ts";
 
 const USAGE = `usage: alisa <command> [options]
 
@@ -27,8 +29,11 @@ commands:
     [--json] [--bos]       --json: {"ids", "pieces"}; --bos: add BOS/EOS
   tokenize MODEL --ids 1,2,3 [--json]
                            decode ids to text
-  demo                     load the embedded default model (offline) and
-                           report what was loaded and how fast
+  generate [MODEL] --prompt TEXT [--max-tokens N] [--temperature T]
+    [--top-k K] [--top-p P] [--seed S] [--stop TEXT] [--json]
+                           stream a continuation, then prefill/decode tok/s
+                           (MODEL defaults to the embedded Austen model)
+  demo                     generate from the embedded model, offline
 
 options:
   -h, --help               show this help`;
@@ -58,38 +63,6 @@ async function inspect(args: string[]): Promise<number> {
         ? JSON.stringify(report)
         : formatReport(positionals[0], report),
     );
-  } finally {
-    model.close();
-  }
-  return 0;
-}
-
-async function demo(): Promise<number> {
-  const path = defaultModelPath();
-  const t0 = performance.now();
-  const model = await openModelFile(path);
-  let bytes = 0;
-  try {
-    for (const t of model.tensors) {
-      await model.read(t.name, "f32");
-      bytes += t.nBytes;
-    }
-    const ms = performance.now() - t0;
-    const r = inspectReport(model);
-    const c = r.config;
-    console.log(
-      `Embedded model ${
-        model.gguf?.metadata.get("general.name") ?? path
-      }: ${r.arch}, ` +
-        `dim ${c.dim}, ${c.n_layers} layers, ${c.n_heads} heads (${c.n_kv_heads} KV), ` +
-        `vocab ${c.vocab_size}, context ${c.context_length}`,
-    );
-    console.log(
-      `Loaded and dequantized ${r.totals.tensors} tensors ` +
-        `(${(bytes / 1e6).toFixed(1)} MB stored) in ${ms.toFixed(0)} ms ` +
-        `(${(bytes / 1e3 / ms).toFixed(0)} MB/s).`,
-    );
-    console.log("Text generation arrives with the WebGPU engine (see README).");
   } finally {
     model.close();
   }
@@ -176,8 +149,10 @@ export async function main(args: string[]): Promise<number> {
         return await inspect(rest);
       case "tokenize":
         return await tokenize(rest);
+      case "generate":
+        return await generateCommand(rest);
       case "demo":
-        return await demo();
+        return await demoCommand();
       case undefined:
       case "-h":
       case "--help":

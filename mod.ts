@@ -1,15 +1,35 @@
 /**
  * alisa runs Llama-family language models with WebGPU and WebAssembly, and
- * keeps generating when the KV cache no longer fits in GPU memory (ALISA,
- * ISCA 2024: Sparse Window Attention plus a GPU / host / recompute KV
- * scheduler).
+ * is built to keep generating when the KV cache no longer fits in GPU memory
+ * (ALISA, ISCA 2024: Sparse Window Attention plus a GPU / host / recompute
+ * KV scheduler).
  *
- * What works today: loading real models. GGUF (v2, v3; F32, F16, BF16, Q8_0,
- * Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K) and Hugging Face safetensors
- * directories are parsed and dequantized in Rust compiled to Wasm, piece by
- * piece from a path, URL, `Blob`, bytes or stream.
+ * - {@linkcode loadModel} loads a GGUF file (F32, F16, BF16, Q8_0, Q4_0,
+ *   Q4_1, Q5_0, Q5_1, Q2_K..Q6_K) or a Hugging Face safetensors directory,
+ *   from a path, URL, `Blob`, bytes or stream; by default the embedded
+ *   Austen 5.8M model, offline.
+ * - {@linkcode Model.generate} streams text (greedy, or temperature / top-k
+ *   / top-p sampling, seeded, stop strings); `generateBatch` decodes several
+ *   sequences per step; `logits` scores token sequences.
+ * - {@linkcode Tokenizer} (SentencePiece BPE in Wasm), {@linkcode openModelFile}
+ *   for inspecting and reading tensors, INT8 KV quantization in Wasm.
  *
- * @example Open a model and read a tensor
+ * @example Generate text
+ * ```ts
+ * import { loadModel } from "./mod.ts";
+ * if (!(await navigator.gpu?.requestAdapter())) {
+ *   console.log("skipped: no WebGPU adapter");
+ *   Deno.exit(0);
+ * }
+ * const model = await loadModel();
+ * const gen = model.generate("Mr. Darcy", { maxTokens: 8 });
+ * let text = "";
+ * for await (const piece of gen) text += piece.text;
+ * console.log(text === (await gen.result).text); // true
+ * model.dispose();
+ * ```
+ *
+ * @example Open a model file and read a tensor
  * ```ts
  * import { openModelFile } from "./mod.ts";
  * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
@@ -21,7 +41,7 @@
  *   Deno.exit(0);
  * }
  * const model = await openModelFile(path);
- * console.log(model.config); // { arch: "llama", dim: 256, nLayers: 6, ... }
+ * console.log(model.config.dim); // 256
  * const wq = await model.read("blk.0.attn_q.weight", "f16"); // Uint16Array of f16 bits
  * console.log(wq.length); // 65536
  * model.close();
@@ -72,3 +92,40 @@ export {
   type TensorData,
   type TensorInfo,
 } from "./src/tensor.ts";
+export {
+  type FinishReason,
+  type GeneratedPiece,
+  type GenerateOptions,
+  type Generation,
+  type GenerationResult,
+  loadModel,
+  type LoadOptions,
+  Model,
+} from "./src/api.ts";
+export { DEFAULT_MODEL_URL, defaultModelPath } from "./src/default_model.ts";
+export { Gpu, type GpuOptions, openGpu } from "./src/gpu/device.ts";
+export { type LlamaLoadOptions, LlamaModel } from "./src/model/llama.ts";
+export { KvCache } from "./src/model/kv_cache.ts";
+export { sample, type SamplingOptions, seededRandom } from "./src/sampling.ts";
+export {
+  type DecodeOptions,
+  type EncodeOptions,
+  type StreamDecoder,
+  Tokenizer,
+  TokenType,
+} from "./src/tokenizer.ts";
+export {
+  dequantizeInt8,
+  type GroupShape,
+  INT8_SIMD,
+  type Int8Block,
+  int8GroupCount,
+  type Int8Layout,
+  type Int8Options,
+  int8ParamShape,
+  Int8Workspace,
+  KEY_GROUP,
+  quantizeInt8,
+  quantizeQ8_0,
+  VALUE_GROUP,
+} from "./src/int8.ts";

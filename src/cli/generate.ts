@@ -9,7 +9,8 @@ import { type GenerateOptions, loadModel, type Model } from "../api.ts";
 import { defaultModelPath } from "../default_model.ts";
 
 /** Usage of `alisa generate`. */
-export const GENERATE_USAGE = `usage: alisa generate [MODEL] --prompt TEXT [options]
+export const GENERATE_USAGE =
+  `usage: alisa generate [MODEL] --prompt TEXT [options]
 
 MODEL is a .gguf file, a URL or a Hugging Face directory (default: the
 embedded Austen 5.8M model).
@@ -25,28 +26,47 @@ options:
   --context N          positions to allocate (default: the model's)
   --json               print {"prompt_ids","ids","text","prefill_tok_s","decode_tok_s","gpu_bytes"}`;
 
-function num(v: string | undefined, what: string, int = false): number | undefined {
+function num(
+  v: string | undefined,
+  what: string,
+  int = false,
+): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
-    throw new RangeError(`--${what}: ${JSON.stringify(v)} is not a${int ? "n integer" : " number"}`);
+    throw new RangeError(
+      `--${what}: ${JSON.stringify(v)} is not a${
+        int ? "n integer" : " number"
+      }`,
+    );
   }
   return n;
 }
 
 /** A one-line progress bar on stderr while a model uploads (terminals only). */
-function progressBar(): ((p: { loaded: number; total: number }) => void) | undefined {
+function progressBar():
+  | ((p: { loaded: number; total: number }) => void)
+  | undefined {
   if (!Deno.stderr.isTerminal()) return undefined;
   const enc = new TextEncoder();
   return ({ loaded, total }) => {
     const w = 30, f = Math.round((loaded / total) * w);
     Deno.stderr.writeSync(
-      enc.encode(`\rloading [${"#".repeat(f)}${" ".repeat(w - f)}] ${loaded}/${total} tensors${loaded === total ? "\n" : ""}`),
+      enc.encode(
+        `\rloading [${"#".repeat(f)}${
+          " ".repeat(w - f)
+        }] ${loaded}/${total} tensors${loaded === total ? "\n" : ""}`,
+      ),
     );
   };
 }
 
-async function stream(model: Model, prompt: string, o: GenerateOptions, json: boolean): Promise<void> {
+async function stream(
+  model: Model,
+  prompt: string,
+  o: GenerateOptions,
+  json: boolean,
+): Promise<void> {
   const enc = new TextEncoder();
   const gen = model.generate(prompt, o);
   if (!json) await Deno.stdout.write(enc.encode(prompt));
@@ -67,9 +87,13 @@ async function stream(model: Model, prompt: string, o: GenerateOptions, json: bo
   } else {
     console.log();
     console.error(
-      `prefill: ${r.promptIds.length} tokens, ${r.prefillTokS.toFixed(1)} tok/s; ` +
+      `prefill: ${r.promptIds.length} tokens, ${
+        r.prefillTokS.toFixed(1)
+      } tok/s; ` +
         `decode: ${r.ids.length} tokens, ${r.decodeTokS.toFixed(1)} tok/s; ` +
-        `GPU memory ${(model.gpuBytes / 2 ** 20).toFixed(1)} MiB (${r.finishReason})`,
+        `GPU memory ${
+          (model.gpuBytes / 2 ** 20).toFixed(1)
+        } MiB (${r.finishReason})`,
     );
   }
 }
