@@ -38,7 +38,9 @@ for (const [rel, to] of CASES) {
   const bytes = await loadAll(path, to);
   const ms = performance.now() - t0;
   console.log(
-    `load ${rel} -> ${to}: ${(bytes / 1e6).toFixed(1)} MB stored, ${(bytes / 1e3 / ms).toFixed(0)} MB/s (first run)`,
+    `load ${rel} -> ${to}: ${(bytes / 1e6).toFixed(1)} MB stored, ${
+      (bytes / 1e3 / ms).toFixed(0)
+    } MB/s (first run)`,
   );
   Deno.bench({
     name: `load ${rel} -> ${to}`,

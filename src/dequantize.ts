@@ -31,10 +31,14 @@ export async function dequantizeChunked(
   let raw = await readChunk(0, Math.min(blocksPerChunk, nBlocks) * t.typeSize);
   let out: TensorData;
   try {
-    out = to === "f32" ? new Float32Array(nElements) : new Uint16Array(nElements);
+    out = to === "f32"
+      ? new Float32Array(nElements)
+      : new Uint16Array(nElements);
   } catch {
     throw new RangeError(
-      `cannot allocate ${nElements} ${to} values (${nElements * (to === "f32" ? 4 : 2)} bytes)`,
+      `cannot allocate ${nElements} ${to} values (${
+        nElements * (to === "f32" ? 4 : 2)
+      } bytes)`,
     );
   }
   for (let b = 0; b < nBlocks; b += blocksPerChunk) {

@@ -87,7 +87,9 @@ export interface GgufOpenOptions {
 
 /** Re-throws `e` (a TypeError/RangeError from Wasm) with the file named once. */
 export function withContext(name: string, e: unknown): Error {
-  if (e instanceof Error && e.message.startsWith("Cannot load model ")) return e;
+  if (e instanceof Error && e.message.startsWith("Cannot load model ")) {
+    return e;
+  }
   if (e instanceof TypeError) {
     return new TypeError(`Cannot load model ${name}: ${e.message}`);
   }

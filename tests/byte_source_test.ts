@@ -82,7 +82,10 @@ Deno.test("concurrent reads of one file return the right bytes", async () => {
   try {
     const all = await Promise.all(g.tensors.map((t) => g.readRaw(t.name)));
     g.tensors.forEach((t, i) => {
-      assertEquals(all[i], bytes.subarray(t.fileOffset, t.fileOffset + t.nBytes));
+      assertEquals(
+        all[i],
+        bytes.subarray(t.fileOffset, t.fileOffset + t.nBytes),
+      );
     });
   } finally {
     g.close();

@@ -139,7 +139,12 @@ Deno.test({
           const y0 = r.floats(n * yStride);
           const xb = gpu.buffer("x", x.byteLength, x);
           const yb = gpu.buffer("y", y0.byteLength, y0);
-          for (const [accumulate, tpr] of [[false, 1], [true, 1], [false, 4], [true, 16], [false, 64]] as const) {
+          for (
+            const [accumulate, tpr] of [[false, 1], [true, 1], [false, 4], [
+              true,
+              16,
+            ], [false, 64]] as const
+          ) {
             gpu.device.queue.writeBuffer(yb, 0, y0);
             const plan = matmulDispatches(gpu, sb, {
               weight: w,

@@ -103,7 +103,9 @@ export function matmulDispatches(
   const WG = 64;
   const TPR = o.threadsPerRow ?? threadsPerRow(o.weight.cols, gpu.isSoftware);
   if (!(TPR >= 1 && TPR <= WG && (TPR & (TPR - 1)) === 0)) {
-    throw new RangeError(`threadsPerRow must be a power of two from 1 to ${WG}, got ${TPR}`);
+    throw new RangeError(
+      `threadsPerRow must be a power of two from 1 to ${WG}, got ${TPR}`,
+    );
   }
   const TT = o.tokensPerGroup ?? 4;
   if (TT < 1 || TT > 8 || WG * TT > 512) {
@@ -419,7 +421,9 @@ export async function profilePlan(
   nTokens: number,
   nOut: number,
 ): Promise<{ label: string; ms: number }[]> {
-  if (!gpu.hasTimestamps) throw new TypeError("This GPU has no timestamp-query feature");
+  if (!gpu.hasTimestamps) {
+    throw new TypeError("This GPU has no timestamp-query feature");
+  }
   const n = plan.length;
   const qs = gpu.device.createQuerySet({ type: "timestamp", count: 2 * n });
   const resolve = gpu.device.createBuffer({
@@ -429,7 +433,11 @@ export async function profilePlan(
   const enc = gpu.device.createCommandEncoder();
   plan.forEach((d, i) => {
     const pass = enc.beginComputePass({
-      timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 },
+      timestampWrites: {
+        querySet: qs,
+        beginningOfPassWriteIndex: 2 * i,
+        endOfPassWriteIndex: 2 * i + 1,
+      },
     });
     const [x, y, z] = d.grid(nTokens, nOut);
     if (x && y) {
@@ -444,5 +452,8 @@ export async function profilePlan(
   const t = new BigUint64Array(await gpu.read(resolve, 16 * n));
   qs.destroy();
   resolve.destroy();
-  return plan.map((d, i) => ({ label: d.label, ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6 }));
+  return plan.map((d, i) => ({
+    label: d.label,
+    ms: Number(t[2 * i + 1] - t[2 * i]) / 1e6,
+  }));
 }

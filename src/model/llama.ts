@@ -514,7 +514,10 @@ export class LlamaModel {
    * benchmarks: the step's table must have been written by a previous step
    * or `prepare`.
    */
-  async profileStep(tokens: StepToken[], outRows: number[]): Promise<{ label: string; ms: number }[]> {
+  async profileStep(
+    tokens: StepToken[],
+    outRows: number[],
+  ): Promise<{ label: string; ms: number }[]> {
     this.checkStep(tokens, outRows);
     writeStep(this.gpu, this.sb, tokens, outRows);
     const plan = tokens.length > 1 ? this.plans.prefill : this.plans.decode;
