@@ -29,7 +29,13 @@ const gpu: Gpu | null = await openGpu().catch((e) => {
 });
 
 /** Median GPU ms of `plan` over `reps` runs (after one warm-up). */
-async function gpuMs(g: Gpu, plan: Dispatch[], n: number, nOut: number, reps = 5): Promise<number> {
+async function gpuMs(
+  g: Gpu,
+  plan: Dispatch[],
+  n: number,
+  nOut: number,
+  reps = 5,
+): Promise<number> {
   await profilePlan(g, plan, n, nOut); // warm-up: compiles the pipelines
   const t: number[] = [];
   for (let i = 0; i < reps; i++) {
@@ -41,13 +47,20 @@ async function gpuMs(g: Gpu, plan: Dispatch[], n: number, nOut: number, reps = 5
 async function copyGBs(g: Gpu, bytes: number): Promise<number> {
   const a = g.buffer("copy.src", bytes), b = g.buffer("copy.dst", bytes);
   const qs = g.device.createQuerySet({ type: "timestamp", count: 2 });
-  const res = g.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+  const res = g.device.createBuffer({
+    size: 16,
+    usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+  });
   const times: number[] = [];
   for (let i = 0; i < 6; i++) {
     const enc = g.device.createCommandEncoder();
-    enc.beginComputePass({ timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0 } }).end();
+    enc.beginComputePass({
+      timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0 },
+    }).end();
     enc.copyBufferToBuffer(a, 0, b, 0, bytes);
-    enc.beginComputePass({ timestampWrites: { querySet: qs, endOfPassWriteIndex: 1 } }).end();
+    enc.beginComputePass({
+      timestampWrites: { querySet: qs, endOfPassWriteIndex: 1 },
+    }).end();
     enc.resolveQuerySet(qs, 0, 2, res, 0);
     g.device.queue.submit([enc.finish()]);
     const t = new BigUint64Array(await g.read(res, 16));
@@ -60,7 +73,10 @@ async function copyGBs(g: Gpu, bytes: number): Promise<number> {
 }
 
 function stepBufs(g: Gpu): StepBuffers {
-  return { step: g.buffer("step", 16 + 64 * 16), outRows: g.buffer("out", 256) };
+  return {
+    step: g.buffer("step", 16 + 64 * 16),
+    outRows: g.buffer("out", 256),
+  };
 }
 
 if (gpu?.hasTimestamps) {
@@ -68,7 +84,11 @@ if (gpu?.hasTimestamps) {
   const sb = stepBufs(g);
   const lines: string[] = [];
   const copy = await copyGBs(g, 64 << 20);
-  lines.push(`buffer copy 64 MiB: ${copy.toFixed(2)} GB/s  (${g.adapterInfo.description})`);
+  lines.push(
+    `buffer copy 64 MiB: ${
+      copy.toFixed(2)
+    } GB/s  (${g.adapterInfo.description})`,
+  );
 
   const [rows, cols] = [2048, 2048];
   for (const type of ["f32", "f16", "q8_0"] as GpuWeightType[]) {
@@ -79,37 +99,63 @@ if (gpu?.hasTimestamps) {
       : new Uint8Array(rows * cols / 32 * 34).fill(1);
     const w = uploadWeight(g, `bench.${type}`, type, rows, cols, data);
     const x = g.buffer("x", cols * 4), y = g.buffer("y", rows * 4);
-    const plan = matmulDispatches(g, sb, { weight: w, x, y, xStride: cols, yStride: rows, tokensPerGroup: 1 });
+    const plan = matmulDispatches(g, sb, {
+      weight: w,
+      x,
+      y,
+      xStride: cols,
+      yStride: rows,
+      tokensPerGroup: 1,
+    });
     writeStep(g, sb, [{ slot: 0, pos: 0, id: 0 }], []);
     const ms = await gpuMs(g, plan, 1, 0);
     const gbs = w.bytes / 1e6 / ms;
     lines.push(
-      `GEMV ${type} ${rows}x${cols} (${(w.bytes / 2 ** 20).toFixed(1)} MiB): ${ms.toFixed(3)} ms, ${gbs.toFixed(2)} GB/s = ${
-        (gbs / copy).toFixed(2)
-      } of copy`,
+      `GEMV ${type} ${rows}x${cols} (${(w.bytes / 2 ** 20).toFixed(1)} MiB): ${
+        ms.toFixed(3)
+      } ms, ${gbs.toFixed(2)} GB/s = ${(gbs / copy).toFixed(2)} of copy`,
     );
   }
 
   for (const [nHeads, nKv, hd] of [[8, 4, 32], [32, 8, 128]]) {
     for (const ctx of [128, 512, 1024]) {
       const kvDim = nKv * hd;
-      const kc = g.buffer("kc", ctx * kvDim * 2), vc = g.buffer("vc", ctx * kvDim * 2);
-      const q = g.buffer("q", nHeads * hd * 4), o = g.buffer("o", nHeads * hd * 4);
+      const kc = g.buffer("kc", ctx * kvDim * 2),
+        vc = g.buffer("vc", ctx * kvDim * 2);
+      const q = g.buffer("q", nHeads * hd * 4),
+        o = g.buffer("o", nHeads * hd * 4);
       const att = g.buffer("att", nHeads * ctx * 4);
-      const plan = [attentionDispatch(g, sb, { q, out: o, kCache: kc, vCache: vc, att, nHeads, nKvHeads: nKv, headDim: hd, ctx })];
+      const plan = [
+        attentionDispatch(g, sb, {
+          q,
+          out: o,
+          kCache: kc,
+          vCache: vc,
+          att,
+          nHeads,
+          nKvHeads: nKv,
+          headDim: hd,
+          ctx,
+        }),
+      ];
       writeStep(g, sb, [{ slot: 0, pos: ctx - 1, id: 0 }], []);
       const ms = await gpuMs(g, plan, 1, 0);
       lines.push(
-        `attention decode heads ${nHeads}/${nKv} x ${hd}, context ${ctx}: ${ms.toFixed(3)} ms (${
-          (2 * ctx * kvDim * 2 / 1e6 / ms).toFixed(2)
-        } GB/s of KV)`,
+        `attention decode heads ${nHeads}/${nKv} x ${hd}, context ${ctx}: ${
+          ms.toFixed(3)
+        } ms (${(2 * ctx * kvDim * 2 / 1e6 / ms).toFixed(2)} GB/s of KV)`,
       );
     }
   }
 
   const model = await loadModel(undefined, { gpu: g, contextLength: 256 });
-  const prompt = model.tokenizer.encode("It is a truth universally acknowledged");
-  await model.engine.stepArgmax(prompt.map((id, pos) => ({ slot: 0, pos, id })), [prompt.length - 1]);
+  const prompt = model.tokenizer.encode(
+    "It is a truth universally acknowledged",
+  );
+  await model.engine.stepArgmax(
+    prompt.map((id, pos) => ({ slot: 0, pos, id })),
+    [prompt.length - 1],
+  );
   const decodeTok = [{ slot: 0, pos: prompt.length, id: 285 }];
   await model.engine.stepArgmax(decodeTok, [0]);
   const prof = await model.engine.profileStep(decodeTok, [0]);
@@ -121,7 +167,9 @@ if (gpu?.hasTimestamps) {
   const total = prof.reduce((a, p) => a + p.ms, 0);
   lines.push(
     `embedded model decode step: ${total.toFixed(2)} ms GPU (${
-      [...byOp].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(", ")
+      [...byOp].sort((a, b) => b[1] - a[1]).map(([k, v]) =>
+        `${k} ${v.toFixed(2)}`
+      ).join(", ")
     })`,
   );
   console.log(lines.join("\n"));
