@@ -192,3 +192,22 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "a lost device is reported as an error, not a hang",
+  ignore,
+  async fn() {
+    const m = await loadModel(undefined, { contextLength: 32 }); // its own device
+    m.engine.gpu.device.destroy();
+    await m.engine.gpu.device.lost;
+    await assertRejects(
+      async () => {
+        const g = m.generate("Emma", { maxTokens: 4 });
+        for await (const _ of g) { /* drain */ }
+      },
+      Error,
+      "lost",
+    );
+    m.file.close();
+  },
+});
