@@ -4,8 +4,10 @@
 // normalized weights go to `att` (n_tokens, n_heads, ctx), where later
 // stages (sparse attention scores) can read them.
 //
-// The attended positions are 0 .. kv_len-1 (dense). The index list that
-// sparse policies use plugs in here.
+// The attended positions come from policy.wgsl: 0 .. kv_len-1 (dense, and
+// every prefill step), or the policy's ascending set on decode steps;
+// entry j of the set goes to att[t, h, j]. K and V are gathered by index
+// inside the kernel, never copied.
 
 struct Params {
   n_heads: u32,
@@ -45,7 +47,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let live = t < step.n_tokens;
   var info = TokInfo(0u, 0u, 0u, 0u);
   if (live) { info = step.tok[t]; }
-  let n = info.kv_len;
+  let n_cached = info.kv_len;
+  var n = 0u;
+  if (live) { n = att_count(t, h, p.n_heads, n_cached); }
   let kv_dim = p.n_kv_heads * p.head_dim;
   let kvh = h / (p.n_heads / p.n_kv_heads);
   let cache_base = info.slot * p.ctx * kv_dim;
@@ -61,9 +65,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // Scores and their maximum.
   var m = -3.4e38;
   for (var j = li; j < n; j += WG) {
+    let pos = att_pos(t, h, p.n_heads, p.ctx, n_cached, j);
     var s = 0.0;
     for (var d = 0u; d < p.head_dim; d++) {
-      s += q_sh[d] * kv_at(cache_base, j, kv_dim, head_off + d, false);
+      s += q_sh[d] * kv_at(cache_base, pos, kv_dim, head_off + d, false);
     }
     s *= p.scale;
     att[att_off + j] = s;
@@ -104,7 +109,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var d = li; d < p.head_dim; d += WG) {
     var acc = 0.0;
     for (var j = 0u; j < n; j++) {
-      acc += att[att_off + j] * kv_at(cache_base, j, kv_dim, head_off + d, true);
+      acc += att[att_off + j] * kv_at(cache_base, att_pos(t, h, p.n_heads, p.ctx, n_cached, j), kv_dim, head_off + d, true);
     }
     out[q_off + d] = acc;
   }

@@ -15,7 +15,7 @@ struct TokInfo {
 struct Step {
   n_tokens: u32,  // tokens in this step (rows of the activation buffers)
   n_out: u32,     // rows that produce logits
-  _pad0: u32,
+  _pad0: u32,     // 1: a decode step (the KV policy applies), 0: prefill (dense)
   _pad1: u32,
   tok: array<TokInfo>,
 }

@@ -155,15 +155,19 @@ export class Model {
       const rows = chunk.flatMap((t, r) => (t.last ? [r] : []));
       const seqOf = rows.map((r) => chunk[r].seq);
       if (greedy) {
-        const ids = await this.engine.stepArgmax(chunk, rows);
+        const ids = await this.engine.stepArgmax(chunk, rows, false);
         seqOf.forEach((s, j) => (out[s] = ids[j]));
       } else {
-        const logits = await this.engine.stepLogits(chunk, rows);
+        const logits = await this.engine.stepLogits(chunk, rows, false);
         const V = this.config.vocabSize;
         seqOf.forEach((s, j) => (out[s] = logits.slice(j * V, (j + 1) * V)));
       }
     }
     seqs.forEach((ids, slot) => (this.engine.kv.lengths[slot] = ids.length));
+    await this.engine.seedPolicy(
+      seqs.map((_, slot) => slot),
+      seqs.map((ids) => ids.length),
+    );
     return out;
   }
 
@@ -273,9 +277,11 @@ export class Model {
         break;
       }
       if (greedy) {
-        [id] = await this.engine.stepArgmax([{ slot: 0, pos, id }], [0]);
+        [id] = await this.engine.stepArgmax([{ slot: 0, pos, id }], [0], true);
       } else {
-        id = pick(await this.engine.stepLogits([{ slot: 0, pos, id }], [0]));
+        id = pick(
+          await this.engine.stepLogits([{ slot: 0, pos, id }], [0], true),
+        );
       }
     }
     if (finish !== "stop") {
@@ -335,7 +341,11 @@ export class Model {
           pos: seqs[i].length + out[i].ids.length - 1,
           id: out[i].ids[out[i].ids.length - 1],
         }));
-        const next = await this.engine.stepArgmax(toks, toks.map((_, r) => r));
+        const next = await this.engine.stepArgmax(
+          toks,
+          toks.map((_, r) => r),
+          true,
+        );
         active.forEach((i, r) => out[i].ids.push(next[r]));
       }
       for (const o of out) {
@@ -367,7 +377,7 @@ export class Model {
           id,
         }));
         out.set(
-          await this.engine.stepLogits(chunk, chunk.map((_, r) => r)),
+          await this.engine.stepLogits(chunk, chunk.map((_, r) => r), false),
           i * V,
         );
       }

@@ -8,6 +8,7 @@ import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import {
   type Dispatch,
   encodePlan,
+  type PolicyBuffers,
   type StepBuffers,
   type StepToken,
   writeStep,
@@ -33,6 +34,15 @@ export const HAS_GPU: boolean = await (async () => {
   }
 })();
 if (!HAS_GPU) console.warn("skipping GPU tests: no WebGPU adapter");
+
+/** Policy buffers for dense attention (shaders/policy.wgsl). */
+export function densePolicy(gpu: Gpu): PolicyBuffers {
+  return {
+    policy: gpu.uniform("policy", new Uint32Array(4)),
+    sel: gpu.buffer("sel", 16),
+    selN: gpu.buffer("sel_n", 16),
+  };
+}
 
 /** Step buffers for up to `maxTokens` tokens. */
 export function stepBuffers(gpu: Gpu, maxTokens = 256): StepBuffers {

@@ -24,6 +24,7 @@ import type { GpuWeightType } from "../src/gpu/shaders.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { compare, f16ToF32 } from "./_shared.ts";
 import {
+  densePolicy,
   HAS_GPU,
   readF32,
   rng,
@@ -395,7 +396,7 @@ Deno.test({
           kvDim,
           ctx,
         }),
-        attentionDispatch(gpu, sb, {
+        attentionDispatch(gpu, sb, densePolicy(gpu), {
           q: qb,
           out: ob,
           kCache: kc,

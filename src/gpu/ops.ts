@@ -27,6 +27,16 @@ export interface StepBuffers {
   outRows: GPUBuffer;
 }
 
+/** The KV policy's shared buffers (shaders/policy.wgsl). */
+export interface PolicyBuffers {
+  /** Policy uniform: id, r, min_k, ring. */
+  policy: GPUBuffer;
+  /** Selected positions: (tokens, heads, ctx) for h2o, (tokens, ctx) for swa. */
+  sel: GPUBuffer;
+  /** Their counts: (tokens, heads) or (tokens,). */
+  selN: GPUBuffer;
+}
+
 const MAX_WG_PER_DIM = 65535;
 
 function pipe(
@@ -284,10 +294,11 @@ export function kvStoreDispatch(
   };
 }
 
-/** Causal GQA attention of each token over its slot's cache. */
+/** Causal GQA attention of each token over its slot's cache, over the positions the KV policy selects. */
 export function attentionDispatch(
   gpu: Gpu,
   sb: StepBuffers,
+  pb: PolicyBuffers,
   o: {
     q: GPUBuffer;
     out: GPUBuffer;
@@ -315,8 +326,170 @@ export function attentionDispatch(
       4: o.kCache,
       5: o.vCache,
       6: o.att,
+      10: pb.policy,
+      11: pb.sel,
+      12: pb.selN,
     }),
     grid: (n) => [n, o.nHeads, 1],
+  };
+}
+
+/** SWA: select each decode token's positions from the score S. */
+export function selectSwaDispatch(
+  gpu: Gpu,
+  sb: StepBuffers,
+  pb: PolicyBuffers,
+  o: { score: GPUBuffer; ctx: number },
+): Dispatch {
+  const pipeline = pipe(gpu, "select_swa", undefined, { WG: 256 });
+  return {
+    label: "select_swa",
+    pipeline,
+    bindGroup: bind(gpu, "select_swa", pipeline, {
+      0: gpu.uniform("select_swa.params", u32s(o.ctx)),
+      1: sb.step,
+      2: o.score,
+      10: pb.policy,
+      11: pb.sel,
+      12: pb.selN,
+    }),
+    grid: (n) => [n, 1, 1],
+  };
+}
+
+/** SWA: store each token's score row; on decode steps update S. */
+export function scoreSwaDispatch(
+  gpu: Gpu,
+  sb: StepBuffers,
+  pb: PolicyBuffers,
+  o: {
+    att: GPUBuffer;
+    score: GPUBuffer;
+    rows: GPUBuffer;
+    ctx: number;
+    nHeads: number;
+  },
+): Dispatch {
+  const pipeline = pipe(gpu, "score_swa", undefined, { WG: 64 });
+  return {
+    label: "score_swa",
+    pipeline,
+    bindGroup: bind(gpu, "score_swa", pipeline, {
+      0: gpu.uniform("score_swa.params", u32s(o.ctx, o.nHeads)),
+      1: sb.step,
+      2: o.att,
+      3: o.score,
+      4: o.rows,
+      10: pb.policy,
+      11: pb.sel,
+      12: pb.selN,
+    }),
+    grid: (n) => [n, 1, 1],
+  };
+}
+
+/** SWA: seed S from the prefill's last score rows (one step token per slot). */
+export function seedSwaDispatch(
+  gpu: Gpu,
+  sb: StepBuffers,
+  pb: PolicyBuffers,
+  o: { score: GPUBuffer; rows: GPUBuffer; ctx: number },
+): Dispatch {
+  const pipeline = pipe(gpu, "seed_swa", undefined, { WG: 64 });
+  return {
+    label: "seed_swa",
+    pipeline,
+    bindGroup: bind(gpu, "seed_swa", pipeline, {
+      0: gpu.uniform("seed_swa.params", u32s(o.ctx)),
+      1: sb.step,
+      3: o.score,
+      4: o.rows,
+      10: pb.policy,
+    }),
+    grid: (n) => [n, 1, 1],
+  };
+}
+
+/** H2O: select each decode token's positions per head, evicting for good. */
+export function selectH2oDispatch(
+  gpu: Gpu,
+  sb: StepBuffers,
+  pb: PolicyBuffers,
+  o: { acc: GPUBuffer; kept: GPUBuffer; ctx: number; nHeads: number },
+): Dispatch {
+  const pipeline = pipe(gpu, "select_h2o", undefined, { WG: 256 });
+  return {
+    label: "select_h2o",
+    pipeline,
+    bindGroup: bind(gpu, "select_h2o", pipeline, {
+      0: gpu.uniform("select_h2o.params", u32s(o.ctx, o.nHeads)),
+      1: sb.step,
+      2: o.acc,
+      3: o.kept,
+      10: pb.policy,
+      11: pb.sel,
+      12: pb.selN,
+    }),
+    grid: (n) => [n, o.nHeads, 1],
+  };
+}
+
+/** H2O: accumulate the step's attention weights into A. */
+export function accumH2oDispatch(
+  gpu: Gpu,
+  sb: StepBuffers,
+  pb: PolicyBuffers,
+  o: {
+    att: GPUBuffer;
+    acc: GPUBuffer;
+    kept: GPUBuffer;
+    ctx: number;
+    nHeads: number;
+  },
+): Dispatch {
+  const pipeline = pipe(gpu, "accum_h2o", undefined, { WG: 64 });
+  return {
+    label: "accum_h2o",
+    pipeline,
+    bindGroup: bind(gpu, "accum_h2o", pipeline, {
+      0: gpu.uniform("accum_h2o.params", u32s(o.ctx, o.nHeads)),
+      1: sb.step,
+      2: o.att,
+      3: o.acc,
+      4: o.kept,
+      10: pb.policy,
+      11: pb.sel,
+      12: pb.selN,
+    }),
+    grid: () => [o.nHeads, 1, 1],
+  };
+}
+
+/** Scoring: NLL of each output row's target and its argmax, at row offset step._pad1. */
+export function nllDispatch(
+  gpu: Gpu,
+  sb: StepBuffers,
+  o: {
+    logits: GPUBuffer;
+    targets: GPUBuffer;
+    nll: GPUBuffer;
+    top: GPUBuffer;
+    vocab: number;
+  },
+): Dispatch {
+  const pipeline = pipe(gpu, "nll", undefined, { WG: 256 });
+  return {
+    label: "nll",
+    pipeline,
+    bindGroup: bind(gpu, "nll", pipeline, {
+      0: gpu.uniform("nll.params", u32s(o.vocab)),
+      1: sb.step,
+      2: o.logits,
+      3: o.targets,
+      4: o.nll,
+      5: o.top,
+    }),
+    grid: (_n, nOut) => [nOut, 1, 1],
   };
 }
 
@@ -380,10 +553,16 @@ export function writeStep(
   sb: StepBuffers,
   tokens: StepToken[],
   outRows: number[],
+  /** A decode step, where the KV policy applies (else dense prefill). */
+  decode = false,
+  /** Scoring: the run row of output row 0 (nll.wgsl). */
+  outOffset = 0,
 ): void {
   const a = new Uint32Array(4 + tokens.length * 4);
   a[0] = tokens.length;
   a[1] = outRows.length;
+  a[2] = decode ? 1 : 0;
+  a[3] = outOffset;
   tokens.forEach((t, i) =>
     a.set([t.slot, t.pos, t.id, t.kvLen ?? t.pos + 1], 4 + i * 4)
   );

@@ -17,6 +17,13 @@ import kvStore from "../../shaders/kv_store.wgsl" with { type: "text" };
 import attention from "../../shaders/attention.wgsl" with { type: "text" };
 import siluMul from "../../shaders/silu_mul.wgsl" with { type: "text" };
 import argmax from "../../shaders/argmax.wgsl" with { type: "text" };
+import policy from "../../shaders/policy.wgsl" with { type: "text" };
+import selectSwa from "../../shaders/select_swa.wgsl" with { type: "text" };
+import scoreSwa from "../../shaders/score_swa.wgsl" with { type: "text" };
+import seedSwa from "../../shaders/seed_swa.wgsl" with { type: "text" };
+import selectH2o from "../../shaders/select_h2o.wgsl" with { type: "text" };
+import accumH2o from "../../shaders/accum_h2o.wgsl" with { type: "text" };
+import nll from "../../shaders/nll.wgsl" with { type: "text" };
 
 /** How a weight matrix is stored on the GPU. */
 export type GpuWeightType = "f32" | "f16" | "q8_0";
@@ -36,7 +43,23 @@ const OPS = {
   attention,
   silu_mul: siluMul,
   argmax,
+  select_swa: selectSwa,
+  score_swa: scoreSwa,
+  seed_swa: seedSwa,
+  select_h2o: selectH2o,
+  accum_h2o: accumH2o,
+  nll,
 };
+
+/** Ops that see the KV policy (shaders/policy.wgsl). */
+const POLICY_OPS: ReadonlySet<OpName> = new Set<OpName>([
+  "attention",
+  "select_swa",
+  "score_swa",
+  "seed_swa",
+  "select_h2o",
+  "accum_h2o",
+]);
 
 /** An op name. */
 export type OpName = keyof typeof OPS;
@@ -47,6 +70,7 @@ export function shaderSource(op: OpName, weight?: GpuWeightType): {
   code: string;
 } {
   const parts = [common];
+  if (POLICY_OPS.has(op)) parts.push(policy);
   if (weight) parts.push(WEIGHT[weight]);
   parts.push(OPS[op]);
   return {

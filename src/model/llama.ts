@@ -24,6 +24,7 @@
 import type { ModelConfig } from "../config.ts";
 import type { Gpu } from "../gpu/device.ts";
 import {
+  accumH2oDispatch,
   argmaxDispatch,
   attentionDispatch,
   type Dispatch,
@@ -31,10 +32,16 @@ import {
   encodePlan,
   kvStoreDispatch,
   matmulDispatches,
+  nllDispatch,
+  type PolicyBuffers,
   profilePlan,
   rmsnormDispatch,
   ropeDispatch,
   ropeTable,
+  scoreSwaDispatch,
+  seedSwaDispatch,
+  selectH2oDispatch,
+  selectSwaDispatch,
   siluMulDispatch,
   type StepBuffers,
   type StepToken,
@@ -44,6 +51,25 @@ import type { GpuWeightType } from "../gpu/shaders.ts";
 import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
 import type { ModelFile } from "../model_file.ts";
 import { KvCache } from "./kv_cache.ts";
+import {
+  budgetK,
+  checkSparsity,
+  POLICY_ID,
+  POLICY_NAMES,
+  type PolicySpec,
+} from "../sparse/spec.ts";
+
+/** Per-layer state of the sparse policies (allocated when first used). */
+interface PolicyState {
+  /** SWA: running window score S, (slots, ctx) f32 per layer. */
+  swaScore?: GPUBuffer[];
+  /** SWA: ring of score rows, (slots, ring, ctx) f32 per layer. */
+  swaRows?: GPUBuffer[];
+  /** H2O: accumulated scores A, (slots, heads, ctx) f32 per layer. */
+  h2oAcc?: GPUBuffer[];
+  /** H2O: kept flags, (slots, heads, ctx) u32 per layer. */
+  h2oKept?: GPUBuffer[];
+}
 
 /** One layer's weights. */
 interface LayerWeights {
@@ -109,7 +135,17 @@ function gpuTypeOf(stored: string): GpuWeightType | null {
 /** A Llama-family model on the GPU. */
 export class LlamaModel {
   private readonly sb: StepBuffers;
-  private readonly plans: { decode: Dispatch[]; prefill: Dispatch[] };
+  private readonly pb: PolicyBuffers;
+  private readonly plans = new Map<string, Dispatch[]>();
+  private readonly ps: PolicyState = {};
+  /** The KV policy decode steps use (default dense). */
+  private spec: Required<PolicySpec> = {
+    name: "dense",
+    sparsity: 0,
+    minBudget: 0,
+  };
+  /** SWA score rows kept per slot: at least the largest window k + 1. */
+  private ring = 0;
 
   private constructor(
     readonly gpu: Gpu,
@@ -126,7 +162,92 @@ export class LlamaModel {
       step: gpu.buffer("step", 16 + maxStepTokens * 16),
       outRows: gpu.buffer("out_rows", maxStepTokens * 4),
     };
-    this.plans = { decode: this.buildPlan(1), prefill: this.buildPlan(4) };
+    this.pb = {
+      policy: gpu.uniform("policy", new Uint32Array(4)),
+      sel: gpu.buffer("sel", maxStepTokens * config.nHeads * kv.ctx * 4),
+      selN: gpu.buffer("sel_n", maxStepTokens * config.nHeads * 4),
+    };
+    this.writePolicy();
+  }
+
+  /** The KV policy of decode steps. */
+  get policy(): Readonly<Required<PolicySpec>> {
+    return this.spec;
+  }
+
+  /**
+   * Selects the KV policy for decode steps (prefill is always dense).
+   * RangeError for a sparsity outside [0, 1) or a negative minBudget,
+   * TypeError for an unknown name.
+   */
+  setPolicy(spec: PolicySpec): void {
+    if (!(POLICY_NAMES as readonly string[]).includes(spec.name)) {
+      throw new TypeError(
+        `unknown KV policy ${JSON.stringify(spec.name)} (known: ${
+          POLICY_NAMES.join(", ")
+        })`,
+      );
+    }
+    checkSparsity(spec.sparsity);
+    const minBudget = spec.minBudget ?? 0;
+    if (
+      !Number.isInteger(minBudget) || minBudget < 0 || minBudget > this.kv.ctx
+    ) {
+      throw new RangeError(
+        `minBudget must be an integer in [0, ${this.kv.ctx}], got ${spec.minBudget}`,
+      );
+    }
+    this.spec = { name: spec.name, sparsity: spec.sparsity, minBudget };
+    this.ensurePolicyState();
+    this.writePolicy();
+  }
+
+  private writePolicy(): void {
+    const a = new ArrayBuffer(16);
+    const u = new Uint32Array(a);
+    u[0] = POLICY_ID[this.spec.name];
+    new Float32Array(a)[1] = 1 - this.spec.sparsity;
+    u[2] = Math.ceil(this.spec.minBudget / 2);
+    u[3] = this.ring;
+    this.gpu.device.queue.writeBuffer(this.pb.policy, 0, a);
+  }
+
+  private ensurePolicyState(): void {
+    const { gpu, config: c, kv } = this;
+    const perLayer = (name: string, bytes: number) =>
+      Array.from(
+        { length: c.nLayers },
+        (_, l) => gpu.buffer(`${name}.${l}`, bytes),
+      );
+    // k <= ceil(ctx / 2) + ceil(minBudget / 2); the ring holds k + 1 rows.
+    const ring = Math.ceil(kv.ctx / 2) + Math.ceil(this.spec.minBudget / 2) + 2;
+    if (this.spec.name === "swa" && (!this.ps.swaScore || ring > this.ring)) {
+      for (
+        const b of [...(this.ps.swaScore ?? []), ...(this.ps.swaRows ?? [])]
+      ) b.destroy();
+      for (const key of [...this.plans.keys()]) {
+        if (key.startsWith("swa|")) this.plans.delete(key);
+      }
+      this.ring = ring;
+      this.ps.swaScore = perLayer("swa_score", kv.slots * kv.ctx * 4);
+      this.ps.swaRows = perLayer("swa_rows", kv.slots * ring * kv.ctx * 4);
+    }
+    if (this.spec.name === "h2o" && !this.ps.h2oAcc) {
+      this.ps.h2oAcc = perLayer("h2o_acc", kv.slots * c.nHeads * kv.ctx * 4);
+      this.ps.h2oKept = perLayer("h2o_kept", kv.slots * c.nHeads * kv.ctx * 4);
+    }
+  }
+
+  /** The plan for a step: decode (policy applies) or prefill, `tt` tokens per weight read. */
+  private plan(decode: boolean, nTokens: number): Dispatch[] {
+    const tt = nTokens > 1 ? 4 : 1;
+    const key = `${this.spec.name}|${decode}|${tt}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      p = this.buildPlan(tt, decode);
+      this.plans.set(key, p);
+    }
+    return p;
   }
 
   /** Uploads `file`'s weights and allocates the KV cache and run state. */
@@ -293,8 +414,9 @@ export class LlamaModel {
   }
 
   /** The dispatches of one step; `tt` tokens share each weight read. */
-  private buildPlan(tt: number): Dispatch[] {
-    const { gpu, sb, config: c, w, s, kv } = this;
+  private buildPlan(tt: number, decode: boolean): Dispatch[] {
+    const { gpu, sb, pb, config: c, w, s, kv, ps } = this;
+    const policy = this.spec.name;
     const kvDim = c.nKvHeads * c.headDim;
     const mm = (
       weight: GpuWeight,
@@ -352,7 +474,27 @@ export class LlamaModel {
           kvDim,
           ctx: kv.ctx,
         }),
-        attentionDispatch(gpu, sb, {
+      );
+      if (decode && policy === "swa") {
+        plan.push(
+          selectSwaDispatch(gpu, sb, pb, {
+            score: ps.swaScore![l],
+            ctx: kv.ctx,
+          }),
+        );
+      }
+      if (decode && policy === "h2o") {
+        plan.push(
+          selectH2oDispatch(gpu, sb, pb, {
+            acc: ps.h2oAcc![l],
+            kept: ps.h2oKept![l],
+            ctx: kv.ctx,
+            nHeads: c.nHeads,
+          }),
+        );
+      }
+      plan.push(
+        attentionDispatch(gpu, sb, pb, {
           q: s.q,
           out: s.o,
           kCache: kv.layers[l].k,
@@ -363,6 +505,30 @@ export class LlamaModel {
           headDim: c.headDim,
           ctx: kv.ctx,
         }),
+      );
+      if (policy === "swa") {
+        plan.push(
+          scoreSwaDispatch(gpu, sb, pb, {
+            att: s.att,
+            score: ps.swaScore![l],
+            rows: ps.swaRows![l],
+            ctx: kv.ctx,
+            nHeads: c.nHeads,
+          }),
+        );
+      }
+      if (policy === "h2o") {
+        plan.push(
+          accumH2oDispatch(gpu, sb, pb, {
+            att: s.att,
+            acc: ps.h2oAcc![l],
+            kept: ps.h2oKept![l],
+            ctx: kv.ctx,
+            nHeads: c.nHeads,
+          }),
+        );
+      }
+      plan.push(
         ...mm(L.wo, s.o, s.x, true),
         rmsnormDispatch(gpu, sb, {
           x: s.x,
@@ -439,24 +605,58 @@ export class LlamaModel {
     }
   }
 
-  /** Encodes and submits one step; the caller reads results. */
+  /**
+   * Encodes and submits one step; the caller reads results. `decode`:
+   * every token is its sequence's next token and the KV policy applies;
+   * otherwise the step is (part of) a dense prefill.
+   */
   private submit(
     tokens: StepToken[],
     outRows: number[],
+    decode: boolean,
     extra?: (enc: GPUCommandEncoder) => void,
+    outOffset = 0,
   ): void {
     this.gpu.check();
     this.checkStep(tokens, outRows);
-    writeStep(this.gpu, this.sb, tokens, outRows);
+    writeStep(this.gpu, this.sb, tokens, outRows, decode, outOffset);
     const enc = this.gpu.device.createCommandEncoder();
     encodePlan(
       enc,
-      tokens.length > 1 ? this.plans.prefill : this.plans.decode,
+      this.plan(decode, tokens.length),
       tokens.length,
       outRows.length,
     );
     extra?.(enc);
     this.gpu.device.queue.submit([enc.finish()]);
+  }
+
+  /**
+   * After prefilling slots (`lengths[i]` prompt tokens in slot `slots[i]`),
+   * seeds the SWA scores from the prompt's last attention rows. A no-op
+   * for the other policies.
+   */
+  async seedPolicy(slots: number[], lengths: number[]): Promise<void> {
+    if (this.spec.name !== "swa" || slots.length === 0) return;
+    const toks = slots.map((slot, i) => ({
+      slot,
+      pos: lengths[i],
+      id: 0,
+      kvLen: lengths[i],
+    }));
+    writeStep(this.gpu, this.sb, toks, [], false);
+    const plan = this.ps.swaScore!.map((score, l) =>
+      seedSwaDispatch(this.gpu, this.sb, this.pb, {
+        score,
+        rows: this.ps.swaRows![l],
+        ctx: this.kv.ctx,
+      })
+    );
+    const enc = this.gpu.device.createCommandEncoder();
+    encodePlan(enc, plan, toks.length, 0);
+    this.gpu.device.queue.submit([enc.finish()]);
+    await this.gpu.device.queue.onSubmittedWorkDone();
+    this.gpu.check();
   }
 
   /**
@@ -466,9 +666,11 @@ export class LlamaModel {
   async stepArgmax(
     tokens: StepToken[],
     outRows: number[],
+    /** Decode step (KV policy applies); default: a single token. */
+    decode: boolean = tokens.length === 1,
   ): Promise<Uint32Array> {
     const n = outRows.length;
-    this.submit(tokens, outRows, (enc) => {
+    this.submit(tokens, outRows, decode, (enc) => {
       if (n) {
         enc.copyBufferToBuffer(
           this.s.ids,
@@ -497,8 +699,10 @@ export class LlamaModel {
   async stepLogits(
     tokens: StepToken[],
     outRows: number[],
+    /** Decode step (KV policy applies); default: a single token. */
+    decode: boolean = tokens.length === 1,
   ): Promise<Float32Array> {
-    this.submit(tokens, outRows);
+    this.submit(tokens, outRows, decode);
     const out = new Float32Array(
       await this.gpu.read(
         this.s.logits,
@@ -517,11 +721,91 @@ export class LlamaModel {
   async profileStep(
     tokens: StepToken[],
     outRows: number[],
+    decode: boolean = tokens.length === 1,
   ): Promise<{ label: string; ms: number }[]> {
     this.checkStep(tokens, outRows);
-    writeStep(this.gpu, this.sb, tokens, outRows);
-    const plan = tokens.length > 1 ? this.plans.prefill : this.plans.decode;
-    return await profilePlan(this.gpu, plan, tokens.length, outRows.length);
+    writeStep(this.gpu, this.sb, tokens, outRows, decode);
+    return await profilePlan(
+      this.gpu,
+      this.plan(decode, tokens.length),
+      tokens.length,
+      outRows.length,
+    );
+  }
+
+  /**
+   * Teacher-forced scoring: each window decodes in its own KV slot, one
+   * position per step, under the current KV policy, exactly as generation
+   * would (position i attends the set decoding picks with n = i + 1). All
+   * steps are queued without waiting; per position the negative log
+   * likelihood of the next token and the argmax come back at the end.
+   */
+  async scoreWindows(
+    windows: number[][],
+  ): Promise<{ nll: Float32Array[]; top: Uint32Array[] }> {
+    const B = windows.length;
+    if (B === 0) return { nll: [], top: [] };
+    if (B > this.kv.slots || B > this.maxOut) {
+      throw new RangeError(
+        `scoring ${B} windows at once needs maxBatch >= ${B} (it is ${this.kv.slots})`,
+      );
+    }
+    for (const w of windows) {
+      if (w.length < 2 || w.length > this.kv.ctx) {
+        throw new RangeError(
+          `a window must have 2 to ${this.kv.ctx} tokens, got ${w.length}`,
+        );
+      }
+    }
+    const total = windows.reduce((a, w) => a + w.length - 1, 0);
+    const nllBuf = this.gpu.buffer("score.nll", total * 4);
+    const topBuf = this.gpu.buffer("score.top", total * 4);
+    const targets = this.gpu.buffer("score.targets", B * 4);
+    const nll = nllDispatch(this.gpu, this.sb, {
+      logits: this.s.logits,
+      targets,
+      nll: nllBuf,
+      top: topBuf,
+      vocab: this.config.vocabSize,
+    });
+    // Run row of (window i, position t): steps in order, live windows in order.
+    const where: [number, number][] = [];
+    const maxLen = Math.max(...windows.map((w) => w.length));
+    try {
+      for (let t = 0; t < maxLen - 1; t++) {
+        const live = windows.flatMap((w, i) => (t < w.length - 1 ? [i] : []));
+        const toks = live.map((i) => ({ slot: i, pos: t, id: windows[i][t] }));
+        this.gpu.device.queue.writeBuffer(
+          targets,
+          0,
+          new Uint32Array(live.map((i) => windows[i][t + 1])),
+        );
+        this.submit(
+          toks,
+          toks.map((_, r) => r),
+          true,
+          (enc) => encodePlan(enc, [nll], toks.length, toks.length),
+          where.length,
+        );
+        for (const i of live) where.push([i, t]);
+        // Let the queue drain now and then, so pending work stays bounded.
+        if (t % 64 === 63) await this.gpu.device.queue.onSubmittedWorkDone();
+      }
+      const nllAll = new Float32Array(await this.gpu.read(nllBuf, total * 4));
+      const topAll = new Uint32Array(await this.gpu.read(topBuf, total * 4));
+      this.gpu.check();
+      const outN = windows.map((w) => new Float32Array(w.length - 1));
+      const outT = windows.map((w) => new Uint32Array(w.length - 1));
+      where.forEach(([i, t], r) => {
+        outN[i][t] = nllAll[r];
+        outT[i][t] = topAll[r];
+      });
+      return { nll: outN, top: outT };
+    } finally {
+      nllBuf.destroy();
+      topBuf.destroy();
+      targets.destroy();
+    }
   }
 
   /** GPU bytes held: weights, KV cache and run state. */
@@ -539,6 +823,12 @@ export class LlamaModel {
       }
     }
     for (const b of Object.values(this.s)) n += (b as GPUBuffer).size;
+    for (const b of [this.pb.policy, this.pb.sel, this.pb.selN]) n += b.size;
+    for (const list of Object.values(this.ps)) {
+      for (const b of list as GPUBuffer[]) {
+        n += b.size;
+      }
+    }
     return n + this.kv.bytes + this.sb.step.size + this.sb.outRows.size;
   }
 
@@ -559,5 +849,11 @@ export class LlamaModel {
     this.kv.destroy();
     this.sb.step.destroy();
     this.sb.outRows.destroy();
+    for (const b of [this.pb.policy, this.pb.sel, this.pb.selN]) b.destroy();
+    for (const list of Object.values(this.ps)) {
+      for (const b of list as GPUBuffer[]) {
+        b.destroy();
+      }
+    }
   }
 }
