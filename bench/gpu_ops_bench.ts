@@ -127,7 +127,7 @@ if (gpu?.hasTimestamps) {
       const att = g.buffer("att", nHeads * ctx * 4);
       const plan = [
         attentionDispatch(g, sb, {
-          policy: g.uniform("policy", new Uint32Array(4)),
+          policy: g.uniform("policy", new Uint32Array(8)),
           sel: g.buffer("sel", 16),
           selN: g.buffer("sel_n", 16),
         }, {

@@ -64,8 +64,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   // Scores and their maximum.
   var m = -3.4e38;
+  // Tests: record the arithmetic policies' sets where swa/h2o keep theirs.
+  let record = live && pol.record == 1u && pol.id <= 3u;
+  if (record && li == 0u) { sel_n[t * p.n_heads + h] = n; }
   for (var j = li; j < n; j += WG) {
     let pos = att_pos(t, h, p.n_heads, p.ctx, n_cached, j);
+    if (record) { sel[(t * p.n_heads + h) * p.ctx + j] = pos; }
     var s = 0.0;
     for (var d = 0u; d < p.head_dim; d++) {
       s += q_sh[d] * kv_at(cache_base, pos, kv_dim, head_off + d, false);

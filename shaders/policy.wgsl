@@ -9,6 +9,10 @@ struct Policy {
   r: f32,           // caching ratio 1 - sparsity
   min_k: u32,       // ceil(minBudget / 2)
   ring: u32,        // SWA score rows kept per slot (elements of the ring axis)
+  record: u32,      // 1: attention writes the arithmetic sets to sel (tests)
+  _pad0: u32,
+  _pad1: u32,
+  _pad2: u32,
 }
 
 @group(0) @binding(10) var<uniform> pol: Policy;

@@ -19,6 +19,12 @@ override WG: u32 = 256;
 @group(0) @binding(2) var<storage, read> score: array<f32>; // S: (slots, ctx)
 
 var<workgroup> count: atomic<u32>;
+
+// The sort key of a score: its bits, with every S <= 0 (a running sum can
+// cancel to -0 or -1e-9) ranking as 0.
+fn key(s: f32) -> u32 {
+  return select(bitcast<u32>(s), 0u, s <= 0.0);
+}
 var<workgroup> scan: array<u32, 256>;
 var<workgroup> prefix_sh: u32;
 var<workgroup> n_sh: u32;
@@ -70,7 +76,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
     var c = 0u;
     for (var q = lo; q < hi; q++) {
-      if (bitcast<u32>(score[sbase + q]) >= cand) { c++; }
+      if (key(score[sbase + q]) >= cand) { c++; }
     }
     atomicAdd(&count, c);
     workgroupBarrier();
@@ -85,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var above = 0u;
   var ties = 0u;
   for (var q = lo; q < hi; q++) {
-    let b = bitcast<u32>(score[sbase + q]);
+    let b = key(score[sbase + q]);
     if (b > thr) { above++; }
     if (b == thr) { ties++; }
   }
@@ -98,14 +104,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var chosen = 0u;
   var tie_i = tie_base;
   for (var q = lo; q < hi; q++) {
-    let b = bitcast<u32>(score[sbase + q]);
+    let b = key(score[sbase + q]);
     if (b > thr || (b == thr && tie_i < need_ties)) { chosen++; }
     if (b == thr) { tie_i++; }
   }
   var o = exclusive_scan(li, chosen);
   tie_i = tie_base;
   for (var q = lo; q < hi; q++) {
-    let b = bitcast<u32>(score[sbase + q]);
+    let b = key(score[sbase + q]);
     if (b > thr || (b == thr && tie_i < need_ties)) {
       sel[out + o] = q;
       o++;

@@ -36,6 +36,7 @@ import {
   seededRandom,
 } from "./sampling.ts";
 import { Tokenizer } from "./tokenizer.ts";
+import type { PolicySpec } from "./sparse/spec.ts";
 
 /** Options for {@linkcode loadModel}. */
 export interface LoadOptions extends OpenModelOptions, LlamaLoadOptions {
@@ -51,6 +52,11 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: string[];
   /** Stop at the end-of-sequence token (default true). */
   stopAtEos?: boolean;
+  /**
+   * KV policy for the decode steps (default dense): e.g.
+   * `{ name: "swa", sparsity: 0.8 }` attends 20% of the cached tokens.
+   */
+  policy?: PolicySpec;
 }
 
 /** One streamed piece of generated text. */
@@ -187,6 +193,7 @@ export class Model {
       );
     }
     const promptIds = this.promptIds(prompt);
+    this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
     this.acquire();
     let settle!: (r: GenerationResult) => void, fail!: (e: unknown) => void;
     const result = new Promise<GenerationResult>((res, rej) => {
@@ -314,7 +321,8 @@ export class Model {
    */
   async generateBatch(
     prompts: (string | number[])[],
-    options: { maxTokens?: number; stopAtEos?: boolean } = {},
+    options: { maxTokens?: number; stopAtEos?: boolean; policy?: PolicySpec } =
+      {},
   ): Promise<{ promptIds: number[]; ids: number[] }[]> {
     const maxTokens = options.maxTokens ?? 256;
     if (prompts.length > this.engine.kv.slots) {
@@ -323,6 +331,7 @@ export class Model {
       );
     }
     const seqs = prompts.map((p) => this.promptIds(p));
+    this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
     this.acquire();
     try {
       const first = (await this.prefill(seqs, true)) as number[];

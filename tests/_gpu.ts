@@ -38,7 +38,7 @@ if (!HAS_GPU) console.warn("skipping GPU tests: no WebGPU adapter");
 /** Policy buffers for dense attention (shaders/policy.wgsl). */
 export function densePolicy(gpu: Gpu): PolicyBuffers {
   return {
-    policy: gpu.uniform("policy", new Uint32Array(4)),
+    policy: gpu.uniform("policy", new Uint32Array(8)),
     sel: gpu.buffer("sel", 16),
     selN: gpu.buffer("sel_n", 16),
   };

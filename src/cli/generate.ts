@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { type GenerateOptions, loadModel, type Model } from "../api.ts";
 import { defaultModelPath } from "../default_model.ts";
+import { checkSparsity, parsePolicies } from "../sparse/spec.ts";
 
 /** Usage of `alisa generate`. */
 export const GENERATE_USAGE =
@@ -24,6 +25,10 @@ options:
   --seed S             seed for sampling
   --stop TEXT          stop when TEXT appears (repeatable)
   --context N          positions to allocate (default: the model's)
+  --policy NAME        KV policy for decoding: dense (default), local, strided,
+                       sinks, h2o, swa
+  --sparsity S         fraction of the cached tokens not attended, in [0, 1)
+  --min-budget M       attend at least M tokens per step
   --json               print {"prompt_ids","ids","text","prefill_tok_s","decode_tok_s","gpu_bytes"}`;
 
 function num(
@@ -111,6 +116,9 @@ export async function generateCommand(args: string[]): Promise<number> {
       seed: { type: "string" },
       stop: { type: "string", multiple: true },
       context: { type: "string" },
+      policy: { type: "string" },
+      sparsity: { type: "string" },
+      "min-budget": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -124,6 +132,12 @@ export async function generateCommand(args: string[]): Promise<number> {
     console.error(GENERATE_USAGE);
     return 2;
   }
+  const policy = values.policy === undefined ? undefined : {
+    name: parsePolicies(values.policy)[0],
+    sparsity: num(values.sparsity, "sparsity") ?? 0,
+    minBudget: num(values["min-budget"], "min-budget", true),
+  };
+  if (policy) checkSparsity(policy.sparsity);
   const model = await loadModel(positionals[0] ?? defaultModelPath(), {
     contextLength: num(values.context, "context", true),
     onProgress: progressBar(),
@@ -136,6 +150,7 @@ export async function generateCommand(args: string[]): Promise<number> {
       topP: num(values["top-p"], "top-p"),
       seed: num(values.seed, "seed", true),
       stop: values.stop,
+      policy,
     }, values.json ?? false);
   } finally {
     model.dispose();

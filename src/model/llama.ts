@@ -71,6 +71,10 @@ interface PolicyState {
   h2oKept?: GPUBuffer[];
 }
 
+function withLabel(label: string, d: Dispatch): Dispatch {
+  return { ...d, label };
+}
+
 /** One layer's weights. */
 interface LayerWeights {
   attnNorm: GPUBuffer; // (dim,) f32
@@ -163,7 +167,7 @@ export class LlamaModel {
       outRows: gpu.buffer("out_rows", maxStepTokens * 4),
     };
     this.pb = {
-      policy: gpu.uniform("policy", new Uint32Array(4)),
+      policy: gpu.uniform("policy", new Uint32Array(8)),
       sel: gpu.buffer("sel", maxStepTokens * config.nHeads * kv.ctx * 4),
       selN: gpu.buffer("sel_n", maxStepTokens * config.nHeads * 4),
     };
@@ -202,9 +206,13 @@ export class LlamaModel {
     this.writePolicy();
   }
 
+  /** Tests: make attention record the arithmetic policies' sets in `sel`. */
+  recordSelections = false;
+
   private writePolicy(): void {
-    const a = new ArrayBuffer(16);
+    const a = new ArrayBuffer(32);
     const u = new Uint32Array(a);
+    u[4] = this.recordSelections ? 1 : 0;
     u[0] = POLICY_ID[this.spec.name];
     new Float32Array(a)[1] = 1 - this.spec.sparsity;
     u[2] = Math.ceil(this.spec.minBudget / 2);
@@ -494,17 +502,20 @@ export class LlamaModel {
         );
       }
       plan.push(
-        attentionDispatch(gpu, sb, pb, {
-          q: s.q,
-          out: s.o,
-          kCache: kv.layers[l].k,
-          vCache: kv.layers[l].v,
-          att: s.att,
-          nHeads: c.nHeads,
-          nKvHeads: c.nKvHeads,
-          headDim: c.headDim,
-          ctx: kv.ctx,
-        }),
+        withLabel(
+          `attention.${l}`,
+          attentionDispatch(gpu, sb, pb, {
+            q: s.q,
+            out: s.o,
+            kCache: kv.layers[l].k,
+            vCache: kv.layers[l].v,
+            att: s.att,
+            nHeads: c.nHeads,
+            nKvHeads: c.nKvHeads,
+            headDim: c.headDim,
+            ctx: kv.ctx,
+          }),
+        ),
       );
       if (policy === "swa") {
         plan.push(
@@ -806,6 +817,68 @@ export class LlamaModel {
       topBuf.destroy();
       targets.destroy();
     }
+  }
+
+  /**
+   * For tests: runs a step like `stepArgmax` and copies, right after layer
+   * `layer`'s attention, the positions each token attended (`sel`, `selN`,
+   * meaningful for swa/h2o decode steps) and the attention weights `att`
+   * (tokens, heads, ctx), entry j of a token's set at index j.
+   */
+  async stepCapture(
+    tokens: StepToken[],
+    outRows: number[],
+    decode: boolean,
+    layer: number,
+  ): Promise<
+    { ids: Uint32Array; sel: Uint32Array; selN: Uint32Array; att: Float32Array }
+  > {
+    const plan = this.plan(decode, tokens.length);
+    const at = plan.findIndex((d) => d.label === `attention.${layer}`);
+    if (at < 0) throw new RangeError(`no layer ${layer}`);
+    // The policy's own update for that layer runs before the copy too.
+    const cut = plan[at + 1]?.label.startsWith("score_swa") ||
+        plan[at + 1]?.label.startsWith("accum_h2o")
+      ? at + 2
+      : at + 1;
+    const copies = [this.pb.sel, this.pb.selN, this.s.att].map((b) =>
+      this.gpu.device.createBuffer({
+        size: b.size,
+        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      })
+    );
+    this.gpu.check();
+    this.checkStep(tokens, outRows);
+    writeStep(this.gpu, this.sb, tokens, outRows, decode);
+    const enc = this.gpu.device.createCommandEncoder();
+    encodePlan(enc, plan.slice(0, cut), tokens.length, outRows.length);
+    [this.pb.sel, this.pb.selN, this.s.att].forEach((b, i) =>
+      enc.copyBufferToBuffer(b, 0, copies[i], 0, b.size)
+    );
+    encodePlan(enc, plan.slice(cut), tokens.length, outRows.length);
+    enc.copyBufferToBuffer(
+      this.s.ids,
+      0,
+      this.s.idsRead,
+      0,
+      Math.max(16, Math.ceil(outRows.length / 4) * 16),
+    );
+    this.gpu.device.queue.submit([enc.finish()]);
+    const [sel, selN, att] = await Promise.all(
+      copies.map((b) => this.gpu.read(b)),
+    );
+    await this.gpu.mapOrLost(this.s.idsRead);
+    const ids = new Uint32Array(
+      this.s.idsRead.getMappedRange().slice(0, outRows.length * 4),
+    );
+    this.s.idsRead.unmap();
+    for (const b of copies) b.destroy();
+    return {
+      ids,
+      sel: new Uint32Array(sel),
+      selN: new Uint32Array(selN),
+      att: new Float32Array(att),
+    };
   }
 
   /** GPU bytes held: weights, KV cache and run state. */

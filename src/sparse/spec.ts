@@ -25,7 +25,8 @@
  *   stride = max(1, ceil(m / k)), positions 0, stride, 2 stride, ... < m.
  * - swa (ALISA): the last k positions [n - k, n) plus the k positions of
  *   [0, n - k) with the highest score S (all of them when n - k <= k);
- *   ties go to the smaller position. One set per layer and sequence,
+ *   ties go to the smaller position, and a score <= 0 (the running sum
+ *   can cancel to -0 or -1e-9) ranks as 0. One set per layer and sequence,
  *   shared by all heads. S[p] = the attention weight position p received
  *   from the queries of the last k steps, summed over the layer's heads:
  *   after the step of query q, its row w_q[p] = sum over heads h = 0, 1,
