@@ -52,7 +52,6 @@ import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
 import type { ModelFile } from "../model_file.ts";
 import { KvCache } from "./kv_cache.ts";
 import {
-  budgetK,
   checkSparsity,
   POLICY_ID,
   POLICY_NAMES,

@@ -2,6 +2,48 @@
 /* eslint-disable */
 
 /**
+ * Incremental decoder of a `BpeTokenizer`.
+ */
+export class BpeDecoder {
+    private constructor();
+    free(): void;
+    [Symbol.dispose](): void;
+    flush(): string;
+    push(id: number): string;
+}
+
+/**
+ * A byte-level BPE tokenizer held in Wasm memory.
+ */
+export class BpeTokenizer {
+    private constructor();
+    free(): void;
+    [Symbol.dispose](): void;
+    decode(ids: Uint32Array | number[], lossy: boolean): string;
+    decoder(lossy: boolean): BpeDecoder;
+    /**
+     * Ids of `text`, no BOS/EOS.
+     */
+    encode(text: string, parse_special: boolean): Uint32Array;
+    /**
+     * From the token texts and types (GGUF `tokenizer.ggml.{tokens,
+     * token_type}`) and the merges in rank order: `"a b"` strings, or
+     * with `mergePairs` a flat list of left and right sides. `pre`: a
+     * pre-tokenizer name (`tokenizer.ggml.pre`).
+     */
+    static fromVocab(tokens: string[], types: Int32Array | number[], merges: string[], merge_pairs: boolean, pre: string, ignore_merges: boolean, add_prefix_space: boolean): BpeTokenizer;
+    /**
+     * The pieces a pre-tokenizer splits `text` into (before BPE).
+     */
+    static preSplit(pre: string, text: string): string[];
+    /**
+     * The canonical name of the pre-tokenizer.
+     */
+    readonly pre: string;
+    readonly vocabSize: number;
+}
+
+/**
  * Buffers for INT8 (or Q8_0) compression of blocks of one shape.
  *
  * `configure` (or `configureQ8_0`) sizes the buffers and is the only

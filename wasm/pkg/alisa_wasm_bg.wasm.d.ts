@@ -1,9 +1,20 @@
 /* tslint:disable */
 /* eslint-disable */
 export const memory: WebAssembly.Memory;
+export const __wbg_bpedecoder_free: (a: number, b: number) => void;
+export const __wbg_bpetokenizer_free: (a: number, b: number) => void;
 export const __wbg_int8workspace_free: (a: number, b: number) => void;
 export const __wbg_spmdecoder_free: (a: number, b: number) => void;
 export const __wbg_spmtokenizer_free: (a: number, b: number) => void;
+export const bpedecoder_flush: (a: number) => [number, number, number, number];
+export const bpedecoder_push: (a: number, b: number) => [number, number, number, number];
+export const bpetokenizer_decode: (a: number, b: number, c: number, d: number) => [number, number, number, number];
+export const bpetokenizer_decoder: (a: number, b: number) => number;
+export const bpetokenizer_encode: (a: number, b: number, c: number, d: number) => [number, number, number, number];
+export const bpetokenizer_fromVocab: (a: number, b: number, c: number, d: number, e: number, f: number, g: number, h: number, i: number, j: number, k: number) => [number, number, number];
+export const bpetokenizer_pre: (a: number) => [number, number];
+export const bpetokenizer_preSplit: (a: number, b: number, c: number, d: number) => [number, number, number, number];
+export const bpetokenizer_vocabSize: (a: number) => number;
 export const dequantizeF16: (a: number, b: number, c: number, d: number) => [number, number, number, number];
 export const dequantizeF32: (a: number, b: number, c: number, d: number) => [number, number, number, number];
 export const ggmlTypes: () => any;

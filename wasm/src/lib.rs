@@ -6,6 +6,7 @@
 //! never held whole in Wasm memory. Every fallible export returns a JS
 //! `TypeError` or `RangeError` with a message naming the problem.
 
+pub mod bpe;
 pub mod dequant;
 pub mod error;
 pub mod ggml_type;
