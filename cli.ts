@@ -7,6 +7,7 @@
  * deno run -A cli.ts tokenize MODEL --ids 1,2,3 [--json]
  * deno run -A cli.ts generate [MODEL] --prompt TEXT [--max-tokens N] [--json]
  * deno run -A cli.ts demo
+ * deno run -A cli.ts eval [MODEL] --text FILE [--docs] [--policies ...] [--sparsity ...]
  * ```
  *
  * MODEL is a `.gguf` file (path or URL) or a Hugging Face directory.
@@ -19,6 +20,7 @@ import { formatReport, inspectReport } from "./src/inspect.ts";
 import { GgufFile } from "./src/gguf.ts";
 import { Tokenizer } from "./src/tokenizer.ts";
 import { demoCommand, generateCommand } from "./src/cli/generate.ts";
+import { evalCommand } from "./src/cli/eval.ts";
 
 const USAGE = `usage: alisa <command> [options]
 
@@ -34,6 +36,10 @@ commands:
                            stream a continuation, then prefill/decode tok/s
                            (MODEL defaults to the embedded Austen model)
   demo                     generate from the embedded model, offline
+  eval [MODEL] --text FILE [--docs] [--window N] [--policies LIST]
+    [--sparsity LIST] [--max-windows N] [--batch B] [--json] [--svg FILE]
+                           perplexity and top-1 agreement of KV policies by
+                           exact decode simulation
 
 options:
   -h, --help               show this help`;
@@ -153,6 +159,8 @@ export async function main(args: string[]): Promise<number> {
         return await generateCommand(rest);
       case "demo":
         return await demoCommand();
+      case "eval":
+        return await evalCommand(rest);
       case undefined:
       case "-h":
       case "--help":

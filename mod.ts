@@ -11,8 +11,13 @@
  * - {@linkcode Model.generate} streams text (greedy, or temperature / top-k
  *   / top-p sampling, seeded, stop strings); `generateBatch` decodes several
  *   sequences per step; `logits` scores token sequences.
- * - {@linkcode Tokenizer} (SentencePiece BPE in Wasm), {@linkcode openModelFile}
- *   for inspecting and reading tensors, INT8 KV quantization in Wasm.
+ * - KV policies for decoding: Sparse Window Attention (`swa`, ALISA) and
+ *   dense, local, strided, sinks and H2O at the same budget, selected on
+ *   the GPU; {@linkcode evaluatePolicies} scores them by exact decode
+ *   simulation.
+ * - {@linkcode Tokenizer} (SentencePiece BPE and byte-level BPE in Wasm),
+ *   {@linkcode openModelFile} for inspecting and reading tensors, INT8 KV
+ *   quantization in Wasm.
  *
  * @example Generate text
  * ```ts
@@ -108,12 +113,34 @@ export { type LlamaLoadOptions, LlamaModel } from "./src/model/llama.ts";
 export { KvCache } from "./src/model/kv_cache.ts";
 export { sample, type SamplingOptions, seededRandom } from "./src/sampling.ts";
 export {
+  BPE_PRE_TOKENIZERS,
+  type BpeVocab,
   type DecodeOptions,
   type EncodeOptions,
+  type SpmVocab,
   type StreamDecoder,
   Tokenizer,
   TokenType,
 } from "./src/tokenizer.ts";
+export {
+  budgetK,
+  checkSparsity,
+  parsePolicies,
+  POLICY_NAMES,
+  type PolicyName,
+  type PolicySpec,
+} from "./src/sparse/spec.ts";
+export {
+  type ReferenceSelection,
+  referenceSelection,
+} from "./src/sparse/reference.ts";
+export {
+  type EvalOptions,
+  type EvalResult,
+  evaluatePolicies,
+} from "./src/eval/perplexity.ts";
+export { docWindows, textWindows } from "./src/eval/windows.ts";
+export { markdownTable, resultsJson, svgPlot } from "./src/eval/report.ts";
 export {
   dequantizeInt8,
   type GroupShape,

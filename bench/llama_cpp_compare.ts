@@ -9,6 +9,7 @@
  * `--threads` CPU threads (default: the machine's cores).
  */
 import { parseArgs } from "node:util";
+// deno-lint-ignore no-import-prefix
 import { getLlama } from "npm:node-llama-cpp@3.21.1";
 import { loadModel } from "../src/api.ts";
 import { defaultModelPath } from "../src/default_model.ts";

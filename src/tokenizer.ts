@@ -376,7 +376,10 @@ function templateEnds(pp: unknown): [string | null, string | null] {
 function bpeVocabFromJson(tj: Json, cfg: Json, cfgName: string): BpeVocab {
   const model = tj.model;
   if (!isObject(model)) throw new TypeError("tokenizer.json has no model");
-  if (model.type !== "BPE") {
+  // Old serializations have no type; their merges say BPE.
+  if (
+    model.type !== "BPE" && !(model.type === undefined && "merges" in model)
+  ) {
     throw new TypeError(
       `tokenizer.json model type ${
         JSON.stringify(model.type)
@@ -465,7 +468,9 @@ function bpeVocabFromJson(tj: Json, cfg: Json, cfgName: string): BpeVocab {
       types[i] = TokenType.UNUSED;
     }
   }
-  const idOf = (text: string) => ids.get(text) ?? (vocab[text] as number);
+  const idOf = (text: string): number | undefined =>
+    ids.get(text) ??
+      (Object.hasOwn(vocab, text) ? vocab[text] as number : undefined);
   const { pre, addPrefixSpace } = hfPreTokenizer(tj.pre_tokenizer);
   const dec = tj.decoder;
   if (!isObject(dec) || dec.type !== "ByteLevel") {
@@ -890,7 +895,9 @@ export class Tokenizer {
    * GPT-2 pattern then ByteLevel, or Digits then ByteLevel; decoder
    * ByteLevel; normalizer none or NFC) and `tokenizer_config.json` (BOS/EOS
    * tokens and whether to add them; without them, the post-processor's
-   * template decides).
+   * template decides). Added tokens match literally: their `lstrip`,
+   * `rstrip` and `single_word` flags are not applied. `decode` gives the
+   * exact text (no `clean_up_tokenization_spaces`).
    */
   static fromTokenizerJson(
     tokenizerJson: Record<string, unknown>,

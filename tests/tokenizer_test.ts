@@ -384,7 +384,7 @@ Deno.test("bad GGUF metadata gives clear errors", () => {
   bad(
     (m) => m.set("tokenizer.ggml.model", "gpt2"),
     TypeError,
-    "not supported yet",
+    "tokenizer.ggml.merges is absent",
   );
   bad((m) => m.set("tokenizer.ggml.model", "bert"), TypeError, '"bert"');
   bad(
@@ -464,7 +464,7 @@ Deno.test("bad Hugging Face directories give clear errors", async () => {
     await assertRejects(
       () => Tokenizer.fromHfDir(dir),
       TypeError,
-      "not supported yet",
+      "tokenizer.json has no model",
     );
     await Deno.writeFile(`${dir}/tokenizer.model`, new Uint8Array([0x0f]));
     await assertRejects(

@@ -18,7 +18,9 @@
  * Conventions (the GPU must match them):
  * - every list is ascending, positions in [0, n), no duplicates;
  * - "highest score, ties to the smaller position" compares f32 values as
- *   numbers (so -0 == +0; scores are assumed not NaN);
+ *   numbers, a score <= 0 ranking as 0 (S's running window sum can cancel
+ *   to -0 or slightly below 0; so -1e-9, -0 and +0 tie); scores are
+ *   assumed not NaN;
  * - k larger than n (possible only with a large `minBudget`) clamps the
  *   recent window to [0, n) and leaves no older positions;
  * - f32 sums are `Math.fround` after every single addition/subtraction,
@@ -145,8 +147,9 @@ export function selectStrided(n: number, k: number): Int32Array {
 }
 
 /**
- * The `count` positions of [0, limit) with the highest `scores` (ties: the
- * smaller position), or all of them when limit <= count; ascending.
+ * The `count` positions of [0, limit) with the highest `scores` (a score
+ * <= 0 ranks as 0; ties: the smaller position), or all of them when
+ * limit <= count; ascending.
  * `exclude` (optional) marks positions that may not be chosen.
  */
 export function topScored(

@@ -711,18 +711,11 @@ impl Bpe {
             return Err(Error::range_error(format!("the vocabulary has too many tokens ({})", n)));
         }
         if types.len() != n {
-            return Err(Error::range_error(format!(
-                "the vocabulary has {} tokens but {} token types",
-                n,
-                types.len()
-            )));
+            return Err(Error::range_error(format!("the vocabulary has {} tokens but {} token types", n, types.len())));
         }
         if let Merges::Pairs(m) = merges {
             if m.len() % 2 != 0 {
-                return Err(Error::range_error(format!(
-                    "the merge pairs have an odd number of sides ({})",
-                    m.len()
-                )));
+                return Err(Error::range_error(format!("the merge pairs have an odd number of sides ({})", m.len())));
             }
         }
         if merges.len() >= NONE as usize {
@@ -790,7 +783,12 @@ impl Bpe {
             };
             let side = |t: &str| {
                 vocab.get(t).copied().ok_or_else(|| {
-                    Error::type_error(format!("merge {} ({}) names {}, which is not a token", k, merges.text(k), quote(t)))
+                    Error::type_error(format!(
+                        "merge {} ({}) names {}, which is not a token",
+                        k,
+                        merges.text(k),
+                        quote(t)
+                    ))
                 })
             };
             let (li, ri) = (side(l)?, side(r)?);
