@@ -37,6 +37,16 @@ export interface InspectReport {
   };
   tensors: { name: string; shape: number[]; type: string; bytes: number }[];
   totals: { tensors: number; parameters: number; bytes: number };
+  /**
+   * GPU memory `generate` will need, before activations: the weights as
+   * the GPU engine stores them (F32, F16 and Q8_0 as stored, other types
+   * as f16) and the f16 KV cache per sequence at the full context.
+   */
+  gpu: {
+    weight_bytes: number;
+    kv_bytes_per_token: number;
+    kv_bytes_full_context: number;
+  };
   /** GGUF metadata (arrays longer than 16 shown by type and length). */
   metadata?: Record<string, unknown>;
 }
@@ -86,6 +96,21 @@ export function inspectReport(m: ModelFile): InspectReport {
       eos_id: m.tokenizer.eosId,
     },
     tensors,
+    gpu: (() => {
+      const weightBytes = m.tensors.reduce((n, t) => {
+        if (t.shape.length === 1) return n + t.nElements * 4; // norms: f32
+        return n +
+          (["F32", "F16", "Q8_0"].includes(t.type)
+            ? t.nBytes
+            : t.nElements * 2);
+      }, 0);
+      const perToken = 2 * c.nLayers * c.nKvHeads * c.headDim * 2;
+      return {
+        weight_bytes: weightBytes,
+        kv_bytes_per_token: perToken,
+        kv_bytes_full_context: perToken * c.contextLength,
+      };
+    })(),
     totals: {
       tensors: tensors.length,
       parameters: m.tensors.reduce((n, t) => n + t.nElements, 0),

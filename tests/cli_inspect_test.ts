@@ -85,6 +85,9 @@ Deno.test({
       );
     }
     assertEquals(reports[2].tensors[0].type, "Q8_0");
+    // The GPU keeps Q8_0 quantized: about 34/128 of the f32 weights.
+    assert(reports[2].gpu.weight_bytes < reports[0].gpu.weight_bytes * 0.3);
+    assertEquals(reports[0].gpu.kv_bytes_per_token, 2 * 6 * 4 * 32 * 2);
     assertEquals(reports[2].totals.parameters, reports[0].totals.parameters);
   },
 });
