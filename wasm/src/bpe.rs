@@ -36,52 +36,10 @@ use crate::tokenizer::{BYTE, CONTROL, NORMAL, UNDEFINED, UNKNOWN, UNUSED, USER_D
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::text::{quote, Fx, Utf8Stream};
 
 const NONE: u32 = u32::MAX;
 
-/// FxHash (rustc's hasher), as in `tokenizer.rs`: the merge table is probed
-/// once per candidate pair, so SipHash would dominate encoding time.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, mut b: &[u8]) {
-        while b.len() >= 8 {
-            self.add(u64::from_le_bytes(b[..8].try_into().unwrap()));
-            b = &b[8..];
-        }
-        if b.len() >= 4 {
-            self.add(u32::from_le_bytes(b[..4].try_into().unwrap()) as u64);
-            b = &b[4..];
-        }
-        for &x in b {
-            self.add(x as u64);
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Fx = BuildHasherDefault<FxHasher>;
 
 // ---------------------------------------------------------------------------
 // GPT-2's byte <-> unicode mapping
@@ -1082,110 +1040,26 @@ impl Bpe {
 /// back until the character is complete.
 #[derive(Debug, Clone)]
 pub struct DecodeState {
-    lossy: bool,
-    pending: Vec<u8>,
-    /// Tokens pushed so far (for error messages).
-    count: usize,
+    stream: Utf8Stream,
 }
 
 impl DecodeState {
     pub fn new(lossy: bool) -> DecodeState {
-        DecodeState { lossy, pending: Vec::new(), count: 0 }
+        DecodeState { stream: Utf8Stream::new(lossy) }
     }
 
     /// Decodes one more id, appending the complete characters to `out`.
     pub fn push(&mut self, bpe: &Bpe, id: u32, out: &mut String) -> Result<()> {
         bpe.check_id(id)?;
-        bpe.append_bytes(id, &mut self.pending);
-        let pos = self.count;
-        self.count += 1;
-        self.drain(out).map_err(|bad| {
-            Error::type_error(format!(
-                "the decoded bytes are not valid UTF-8 at token {} (id {}, piece {}): bad sequence {}",
-                pos,
-                id,
-                quote(&bpe.tokens[id as usize]),
-                hex(&bad)
-            ))
-        })
-    }
-
-    /// Moves the complete characters of `pending` to `out`; keeps a trailing
-    /// incomplete character. Err: the invalid bytes (strict mode).
-    fn drain(&mut self, out: &mut String) -> core::result::Result<(), Vec<u8>> {
-        let mut pos = 0;
-        let res = loop {
-            match core::str::from_utf8(&self.pending[pos..]) {
-                Ok(s) => {
-                    out.push_str(s);
-                    pos = self.pending.len();
-                    break Ok(());
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    out.push_str(core::str::from_utf8(&self.pending[pos..pos + valid]).unwrap());
-                    pos += valid;
-                    match e.error_len() {
-                        None => break Ok(()),
-                        Some(n) => {
-                            if self.lossy {
-                                out.push('\u{FFFD}');
-                                pos += n;
-                            } else {
-                                let bad = self.pending[pos..pos + n].to_vec();
-                                pos += n;
-                                break Err(bad);
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        self.pending.drain(..pos);
-        res
+        bpe.append_bytes(id, &mut self.stream.pending);
+        self.stream.drain_token(id, &bpe.tokens[id as usize], out)
     }
 
     /// Ends the stream: a held incomplete character becomes U+FFFD in lossy
     /// mode and an error otherwise.
     pub fn flush(&mut self, out: &mut String) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let bad = core::mem::take(&mut self.pending);
-        if self.lossy {
-            out.push('\u{FFFD}');
-            Ok(())
-        } else {
-            Err(Error::type_error(format!(
-                "the decoded bytes end inside a UTF-8 character: {} after {} tokens",
-                hex(&bad),
-                self.count
-            )))
-        }
+        self.stream.flush(out)
     }
-}
-
-/// `s` in double quotes, with quotes, backslashes and control characters
-/// escaped (as `tokenizer.rs` writes them).
-fn quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{:02X}", x)).collect::<Vec<_>>().join(" ")
 }
 
 // ---------------------------------------------------------------------------

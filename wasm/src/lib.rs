@@ -14,6 +14,7 @@ pub mod gguf;
 pub mod int8;
 pub mod safetensors_header;
 pub mod sentencepiece_model;
+pub mod text;
 pub mod tokenizer;
 
 use error::{Error, Kind};

@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use crate::text::{quote, Fx, Utf8Stream};
 
 /// SentencePiece / GGUF piece types.
 pub const UNDEFINED: i32 = 0;
@@ -40,45 +40,8 @@ pub const BYTE: i32 = 6;
 const NONE: u32 = u32::MAX;
 const SPACE: char = '\u{2581}';
 
-/// FxHash (rustc's hasher): the vocabulary map is probed once per candidate
-/// pair, so SipHash would dominate encoding time. Keys are not attacker-chosen
-/// in a way that matters here (the vocabulary is the model's).
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
 
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, w: u64) {
-        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, mut b: &[u8]) {
-        while b.len() >= 8 {
-            self.add(u64::from_le_bytes(b[..8].try_into().unwrap()));
-            b = &b[8..];
-        }
-        if b.len() >= 4 {
-            self.add(u32::from_le_bytes(b[..4].try_into().unwrap()) as u64);
-            b = &b[4..];
-        }
-        for &x in b {
-            self.add(x as u64);
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type PieceMap = HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>;
+type PieceMap = HashMap<Box<str>, u32, Fx>;
 
 /// Settings that are not part of the piece list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +83,7 @@ pub struct Spm {
 struct Scratch {
     syms: Vec<Sym>,
     heap: BinaryHeap<Bigram>,
-    cache: HashMap<Box<str>, Box<[u32]>, BuildHasherDefault<FxHasher>>,
+    cache: HashMap<Box<str>, Box<[u32]>, Fx>,
 }
 
 impl Clone for Scratch {
@@ -582,11 +545,7 @@ impl Spm {
 pub struct DecodeState {
     /// Drop the dummy-prefix space of the first token that yields bytes.
     strip: bool,
-    /// Replace invalid UTF-8 by U+FFFD instead of failing.
-    lossy: bool,
-    pending: Vec<u8>,
-    /// Tokens pushed so far (for error messages).
-    count: usize,
+    stream: Utf8Stream,
 }
 
 impl DecodeState {
@@ -594,115 +553,29 @@ impl DecodeState {
     /// dummy prefix) is dropped when the model adds one. `lossy`: invalid
     /// UTF-8 becomes U+FFFD instead of an error.
     pub fn new(spm: &Spm, strip_leading_space: bool, lossy: bool) -> DecodeState {
-        DecodeState {
-            strip: strip_leading_space && spm.add_space_prefix,
-            lossy,
-            pending: Vec::new(),
-            count: 0,
-        }
+        DecodeState { strip: strip_leading_space && spm.add_space_prefix, stream: Utf8Stream::new(lossy) }
     }
 
     /// Decodes one more id, appending the complete characters to `out`.
     pub fn push(&mut self, spm: &Spm, id: u32, out: &mut String) -> Result<()> {
         spm.check_id(id)?;
-        let start = self.pending.len();
-        spm.append_bytes(id, &mut self.pending);
-        if self.strip && self.pending.len() > start {
+        let pending = &mut self.stream.pending;
+        let start = pending.len();
+        spm.append_bytes(id, pending);
+        if self.strip && pending.len() > start {
             self.strip = false;
-            if self.pending[start] == b' ' {
-                self.pending.remove(start);
+            if pending[start] == b' ' {
+                pending.remove(start);
             }
         }
-        let pos = self.count;
-        self.count += 1;
-        self.drain(out).map_err(|bad| {
-            Error::type_error(format!(
-                "the decoded bytes are not valid UTF-8 at token {} (id {}, piece {}): bad sequence {}",
-                pos,
-                id,
-                quote(&spm.pieces[id as usize]),
-                hex(&bad)
-            ))
-        })
-    }
-
-    /// Moves the complete characters of `pending` to `out`; keeps a trailing
-    /// incomplete character. Err: the invalid bytes (strict mode).
-    fn drain(&mut self, out: &mut String) -> core::result::Result<(), Vec<u8>> {
-        let mut pos = 0;
-        let res = loop {
-            match core::str::from_utf8(&self.pending[pos..]) {
-                Ok(s) => {
-                    out.push_str(s);
-                    pos = self.pending.len();
-                    break Ok(());
-                }
-                Err(e) => {
-                    let valid = e.valid_up_to();
-                    // SAFETY-free: from_utf8 just validated this prefix.
-                    out.push_str(core::str::from_utf8(&self.pending[pos..pos + valid]).unwrap());
-                    pos += valid;
-                    match e.error_len() {
-                        None => break Ok(()),
-                        Some(n) => {
-                            if self.lossy {
-                                out.push('\u{FFFD}');
-                                pos += n;
-                            } else {
-                                let bad = self.pending[pos..pos + n].to_vec();
-                                pos += n;
-                                break Err(bad);
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        self.pending.drain(..pos);
-        res
+        self.stream.drain_token(id, &spm.pieces[id as usize], out)
     }
 
     /// Ends the stream: a held incomplete character becomes U+FFFD in lossy
     /// mode and an error otherwise.
     pub fn flush(&mut self, out: &mut String) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let bad = core::mem::take(&mut self.pending);
-        if self.lossy {
-            out.push('\u{FFFD}');
-            Ok(())
-        } else {
-            Err(Error::type_error(format!(
-                "the decoded bytes end inside a UTF-8 character: {} after {} tokens",
-                hex(&bad),
-                self.count
-            )))
-        }
+        self.stream.flush(out)
     }
-}
-
-/// `s` in double quotes, with quotes, backslashes and control characters
-/// escaped; other characters as they are, so messages stay readable.
-fn quote(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{:02X}", x)).collect::<Vec<_>>().join(" ")
 }
 
 // ---------------------------------------------------------------------------
