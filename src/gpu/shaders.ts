@@ -18,6 +18,7 @@ import attention from "../../shaders/attention.wgsl" with { type: "text" };
 import siluMul from "../../shaders/silu_mul.wgsl" with { type: "text" };
 import argmax from "../../shaders/argmax.wgsl" with { type: "text" };
 import policy from "../../shaders/policy.wgsl" with { type: "text" };
+import topk from "../../shaders/topk.wgsl" with { type: "text" };
 import selectSwa from "../../shaders/select_swa.wgsl" with { type: "text" };
 import scoreSwa from "../../shaders/score_swa.wgsl" with { type: "text" };
 import seedSwa from "../../shaders/seed_swa.wgsl" with { type: "text" };
@@ -71,6 +72,7 @@ export function shaderSource(op: OpName, weight?: GpuWeightType): {
 } {
   const parts = [common];
   if (POLICY_OPS.has(op)) parts.push(policy);
+  if (op === "select_swa" || op === "select_h2o") parts.push(topk);
   if (weight) parts.push(WEIGHT[weight]);
   parts.push(OPS[op]);
   return {
