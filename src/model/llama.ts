@@ -440,6 +440,16 @@ export class LlamaModel {
         accumulate,
         tokensPerGroup: tt,
       });
+    const rope = (v: GPUBuffer, nHeads: number) =>
+      ropeDispatch(gpu, sb, {
+        v,
+        table: w.ropeTable,
+        nHeads,
+        headDim: c.headDim,
+        ropeDim: c.ropeDim,
+        maxPos: kv.ctx,
+        interleaved: c.ropeLayout === "interleaved",
+      });
     const plan: Dispatch[] = [
       ...embedDispatches(gpu, sb, { weight: w.tokenEmbd, x: s.x }),
     ];
@@ -455,24 +465,8 @@ export class LlamaModel {
         ...mm(L.wq, s.xn, s.q),
         ...mm(L.wk, s.xn, s.k),
         ...mm(L.wv, s.xn, s.v),
-        ropeDispatch(gpu, sb, {
-          v: s.q,
-          table: w.ropeTable,
-          nHeads: c.nHeads,
-          headDim: c.headDim,
-          ropeDim: c.ropeDim,
-          maxPos: kv.ctx,
-          interleaved: c.ropeLayout === "interleaved",
-        }),
-        ropeDispatch(gpu, sb, {
-          v: s.k,
-          table: w.ropeTable,
-          nHeads: c.nKvHeads,
-          headDim: c.headDim,
-          ropeDim: c.ropeDim,
-          maxPos: kv.ctx,
-          interleaved: c.ropeLayout === "interleaved",
-        }),
+        rope(s.q, c.nHeads),
+        rope(s.k, c.nKvHeads),
         kvStoreDispatch(gpu, sb, {
           k: s.k,
           v: s.v,
