@@ -128,6 +128,9 @@ export class Gpu {
     );
   }
 
+  /** Idle staging buffers for readbacks, reused instead of allocated per read. */
+  private readonly staging: GPUBuffer[] = [];
+
   /** Copies `size` bytes of `src` back to the CPU. */
   async read(
     src: GPUBuffer,
@@ -135,18 +138,30 @@ export class Gpu {
     offset = 0,
   ): Promise<ArrayBuffer> {
     this.check();
-    const staging = this.device.createBuffer({
-      size: Math.ceil(size / 4) * 4,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(src, offset, staging, 0, Math.ceil(size / 4) * 4);
-    this.device.queue.submit([enc.finish()]);
-    await this.mapOrLost(staging);
-    const out = staging.getMappedRange().slice(0, size);
-    staging.unmap();
-    staging.destroy();
-    return out;
+    const bytes = Math.ceil(size / 4) * 4;
+    const i = this.staging.findIndex((b) => b.size >= bytes);
+    const staging = i >= 0
+      ? this.staging.splice(i, 1)[0]
+      : this.device.createBuffer({
+        label: "staging",
+        size: Math.max(256, 2 ** Math.ceil(Math.log2(bytes))),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    try {
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, offset, staging, 0, bytes);
+      this.device.queue.submit([enc.finish()]);
+      await this.mapOrLost(staging);
+      const out = staging.getMappedRange(0, bytes).slice(0, size);
+      staging.unmap();
+      if (this.staging.length < 8 && staging.size <= 16 << 20) {
+        this.staging.push(staging);
+      } else staging.destroy();
+      return out;
+    } catch (e) {
+      staging.destroy();
+      throw e;
+    }
   }
 
   /** Maps `b` for reading, failing (not hanging) if the device is lost. */
