@@ -193,8 +193,13 @@ export class Model {
       );
     }
     const promptIds = this.promptIds(prompt);
-    this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
     this.acquire();
+    try {
+      this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
+    } catch (e) {
+      this.busy = false;
+      throw e;
+    }
     let settle!: (r: GenerationResult) => void, fail!: (e: unknown) => void;
     const result = new Promise<GenerationResult>((res, rej) => {
       settle = res;
@@ -331,9 +336,9 @@ export class Model {
       );
     }
     const seqs = prompts.map((p) => this.promptIds(p));
-    this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
     this.acquire();
     try {
+      this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
       const first = (await this.prefill(seqs, true)) as number[];
       const out = seqs.map((p, i) => ({ promptIds: p, ids: [first[i]] }));
       const eos = this.tokenizer.eos;

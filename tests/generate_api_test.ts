@@ -167,6 +167,26 @@ Deno.test({
         RangeError,
         "maxTokens",
       );
+      assertThrows(
+        () => m.generate("x", { policy: { name: "swa", sparsity: 1 } }),
+        RangeError,
+        "sparsity",
+      );
+      assertThrows(
+        // deno-lint-ignore no-explicit-any
+        () =>
+          m.generate("x", { policy: { name: "nope" as any, sparsity: 0.5 } }),
+        TypeError,
+        "unknown KV policy",
+      );
+      assertThrows(
+        () =>
+          m.generate("x", {
+            policy: { name: "local", sparsity: 0.5, minBudget: 64 },
+          }),
+        RangeError,
+        "minBudget",
+      );
       await assertRejects(
         () => m.logits([1, 99999]),
         RangeError,
