@@ -173,9 +173,10 @@ Deno.test({
         "sparsity",
       );
       assertThrows(
-        // deno-lint-ignore no-explicit-any
         () =>
-          m.generate("x", { policy: { name: "nope" as any, sparsity: 0.5 } }),
+          m.generate("x", {
+            policy: { name: "nope" as unknown as "swa", sparsity: 0.5 },
+          }),
         TypeError,
         "unknown KV policy",
       );
