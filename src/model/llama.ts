@@ -119,7 +119,7 @@ export interface LlamaLoadOptions {
   maxBatch?: number;
   /** Positions per sequence, default the model's context length. */
   contextLength?: number;
-  /** Tokens per step (prefill chunk), default 128. */
+  /** Tokens per step (prefill chunk), default 512 (fewer when the attention weights of a step would not fit one binding). */
   maxStepTokens?: number;
   /** Called after each tensor is uploaded. */
   onProgress?: (p: { loaded: number; total: number; tensor: string }) => void;
@@ -372,7 +372,7 @@ export class LlamaModel {
     const maxStepTokens = Math.max(
       1,
       Math.min(
-        o.maxStepTokens ?? 128,
+        o.maxStepTokens ?? 512,
         Math.floor(limit / (c.nHeads * ctx * 4)),
       ),
     );
