@@ -7,9 +7,13 @@
  * @module
  */
 
-/** The shared directory. */
-export const SHARED_DIR: string = Deno.env.get("ALISA_SHARED") ??
-  decodeURIComponent(new URL("../../shared", import.meta.url).pathname);
+/** The shared directory (a relative `$ALISA_SHARED` is taken from the project root). */
+export const SHARED_DIR: string = (() => {
+  const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
+  const root = new URL("../", import.meta.url);
+  return decodeURIComponent(new URL(dir.replace(/\/?$/, "/"), root).pathname)
+    .replace(/\/$/, "");
+})();
 
 /** Path of a file under the shared directory. */
 export function sharedPath(rel: string): string {
@@ -59,4 +63,47 @@ export function f16ToF32(h: number): number {
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** The error classes the loaders throw. */
+export type LoaderErrorClass = typeof TypeError | typeof RangeError;
+
+/**
+ * Runs `run` and requires it to reject with an error of class `cls` whose
+ * message includes `pattern` (or matches it); returns the error.
+ */
+export async function expectRejection(
+  run: () => Promise<unknown>,
+  cls: LoaderErrorClass,
+  pattern: string | RegExp,
+  label = "",
+): Promise<Error> {
+  let err: unknown;
+  try {
+    await run();
+  } catch (e) {
+    err = e;
+  }
+  const where = label ? `${label}: ` : "";
+  if (err === undefined) {
+    throw new Error(`${where}expected a ${cls.name}, but it parsed`);
+  }
+  if (!(err instanceof cls)) {
+    throw new Error(
+      `${where}expected a ${cls.name}, got ${
+        (err as Error)?.constructor?.name
+      }: ${(err as Error)?.message}`,
+    );
+  }
+  const ok = typeof pattern === "string"
+    ? err.message.includes(pattern)
+    : pattern.test(err.message);
+  if (!ok) {
+    throw new Error(
+      `${where}expected a message matching ${String(pattern)}, got ${
+        JSON.stringify(err.message)
+      }`,
+    );
+  }
+  return err;
 }

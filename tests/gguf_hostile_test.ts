@@ -8,12 +8,16 @@
 import {
   assert,
   assertEquals,
-  AssertionError,
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
 import { GgufFile } from "../src/gguf.ts";
 import { type ByteSource, StreamSource } from "../src/byte_source.ts";
+import {
+  expectRejection,
+  type LoaderErrorClass,
+  sharedPath,
+} from "./_shared.ts";
 import {
   buildGguf,
   everyValueType,
@@ -28,13 +32,7 @@ import {
 
 // ---------------------------------------------------------------- helpers
 
-const ROOT = new URL("../", import.meta.url);
-const SHARED_DIR = (() => {
-  const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
-  return decodeURIComponent(new URL(dir.replace(/\/?$/, "/"), ROOT).pathname)
-    .replace(/\/$/, "");
-})();
-const AUSTEN_PATH = `${SHARED_DIR}/models/austen-5m-q8_0.gguf`;
+const AUSTEN_PATH = sharedPath(`models/austen-5m-q8_0.gguf`);
 const AUSTEN: Uint8Array | undefined = (() => {
   try {
     return Deno.readFileSync(AUSTEN_PATH);
@@ -47,44 +45,21 @@ const AUSTEN: Uint8Array | undefined = (() => {
 })();
 const NO_AUSTEN = AUSTEN === undefined;
 
-type ErrorClass = typeof TypeError | typeof RangeError;
+type ErrorClass = LoaderErrorClass;
 
 /** Opens `input` and requires a rejection of class `cls` whose message matches. */
-async function rejects(
+function rejects(
   input: Uint8Array | ByteSource | ReadableStream<Uint8Array>,
   cls: ErrorClass,
   pattern: string | RegExp,
   label = "",
 ): Promise<Error> {
-  let err: unknown;
-  try {
-    const g = await GgufFile.open(input);
-    g.close();
-  } catch (e) {
-    err = e;
-  }
-  const where = label ? `${label}: ` : "";
-  if (err === undefined) {
-    throw new AssertionError(`${where}expected a ${cls.name}, but it parsed`);
-  }
-  if (!(err instanceof cls)) {
-    throw new AssertionError(
-      `${where}expected a ${cls.name}, got ${
-        (err as Error)?.constructor?.name
-      }: ${(err as Error)?.message}`,
-    );
-  }
-  const ok = typeof pattern === "string"
-    ? err.message.includes(pattern)
-    : pattern.test(err.message);
-  if (!ok) {
-    throw new AssertionError(
-      `${where}expected a message matching ${String(pattern)}, got ${
-        JSON.stringify(err.message)
-      }`,
-    );
-  }
-  return err;
+  return expectRejection(
+    async () => (await GgufFile.open(input)).close(),
+    cls,
+    pattern,
+    label,
+  );
 }
 
 /** Opens a file that must parse. */

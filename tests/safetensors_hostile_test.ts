@@ -4,19 +4,18 @@
  * rejection must be a `TypeError` or `RangeError` whose message names the
  * problem; anything else (a Wasm `RuntimeError` from a Rust panic) fails.
  */
-import { assert, assertEquals, AssertionError } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { SafetensorsFile } from "../src/safetensors.ts";
 import type { ByteSource } from "../src/byte_source.ts";
+import {
+  expectRejection,
+  type LoaderErrorClass,
+  sharedPath,
+} from "./_shared.ts";
 
 // ---------------------------------------------------------------- helpers
 
-const ROOT = new URL("../", import.meta.url);
-const SHARED_DIR = (() => {
-  const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
-  return decodeURIComponent(new URL(dir.replace(/\/?$/, "/"), ROOT).pathname)
-    .replace(/\/$/, "");
-})();
-const HF_PATH = `${SHARED_DIR}/models/austen-5m-hf/model.safetensors`;
+const HF_PATH = sharedPath(`models/austen-5m-hf/model.safetensors`);
 const HF: Uint8Array | undefined = (() => {
   try {
     return Deno.readFileSync(HF_PATH);
@@ -61,44 +60,21 @@ function validHeader(): Record<string, unknown> {
 }
 const VALID_DATA = 84;
 
-type ErrorClass = typeof TypeError | typeof RangeError;
+type ErrorClass = LoaderErrorClass;
 
 /** Opens `input` and requires a rejection of class `cls` whose message matches. */
-async function rejects(
+function rejects(
   input: Uint8Array | ByteSource,
   cls: ErrorClass,
   pattern: string | RegExp,
   label = "",
 ): Promise<Error> {
-  let err: unknown;
-  try {
-    const f = await SafetensorsFile.open(input);
-    f.close();
-  } catch (e) {
-    err = e;
-  }
-  const where = label ? `${label}: ` : "";
-  if (err === undefined) {
-    throw new AssertionError(`${where}expected a ${cls.name}, but it parsed`);
-  }
-  if (!(err instanceof cls)) {
-    throw new AssertionError(
-      `${where}expected a ${cls.name}, got ${
-        (err as Error)?.constructor?.name
-      }: ${(err as Error)?.message}`,
-    );
-  }
-  const ok = typeof pattern === "string"
-    ? err.message.includes(pattern)
-    : pattern.test(err.message);
-  if (!ok) {
-    throw new AssertionError(
-      `${where}expected a message matching ${String(pattern)}, got ${
-        JSON.stringify(err.message)
-      }`,
-    );
-  }
-  return err;
+  return expectRejection(
+    async () => (await SafetensorsFile.open(input)).close(),
+    cls,
+    pattern,
+    label,
+  );
 }
 
 /** A source of `size` bytes whose bytes past `bytes` are zero. */
