@@ -35,6 +35,11 @@ export function hasShared(rel: string): boolean {
   }
 }
 
+/** A shared file's bytes, or undefined (with the skip message) when absent. */
+export function readShared(rel: string): Uint8Array | undefined {
+  return hasShared(rel) ? Deno.readFileSync(sharedPath(rel)) : undefined;
+}
+
 /** The project's own fixture directory. */
 export const FIXTURES_DIR: string = decodeURIComponent(
   new URL("./fixtures", import.meta.url).pathname,

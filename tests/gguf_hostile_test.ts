@@ -16,7 +16,7 @@ import { type ByteSource, StreamSource } from "../src/byte_source.ts";
 import {
   expectRejection,
   type LoaderErrorClass,
-  sharedPath,
+  readShared,
 } from "./_shared.ts";
 import {
   buildGguf,
@@ -32,17 +32,8 @@ import {
 
 // ---------------------------------------------------------------- helpers
 
-const AUSTEN_PATH = sharedPath(`models/austen-5m-q8_0.gguf`);
-const AUSTEN: Uint8Array | undefined = (() => {
-  try {
-    return Deno.readFileSync(AUSTEN_PATH);
-  } catch {
-    console.warn(
-      `skipping the Austen GGUF tests: ${AUSTEN_PATH} is absent (set ALISA_SHARED to the shared/ directory)`,
-    );
-    return undefined;
-  }
-})();
+const AUSTEN_FILE = "models/austen-5m-q8_0.gguf";
+const AUSTEN: Uint8Array | undefined = readShared(AUSTEN_FILE);
 const NO_AUSTEN = AUSTEN === undefined;
 
 type ErrorClass = LoaderErrorClass;

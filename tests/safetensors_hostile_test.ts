@@ -10,22 +10,13 @@ import type { ByteSource } from "../src/byte_source.ts";
 import {
   expectRejection,
   type LoaderErrorClass,
-  sharedPath,
+  readShared,
 } from "./_shared.ts";
 
 // ---------------------------------------------------------------- helpers
 
-const HF_PATH = sharedPath(`models/austen-5m-hf/model.safetensors`);
-const HF: Uint8Array | undefined = (() => {
-  try {
-    return Deno.readFileSync(HF_PATH);
-  } catch {
-    console.warn(
-      `skipping the Austen safetensors tests: ${HF_PATH} is absent (set ALISA_SHARED to the shared/ directory)`,
-    );
-    return undefined;
-  }
-})();
+const HF_FILE = "models/austen-5m-hf/model.safetensors";
+const HF: Uint8Array | undefined = readShared(HF_FILE);
 const NO_HF = HF === undefined;
 
 const enc = new TextEncoder();
