@@ -15,10 +15,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { openModelFile } from "./src/model_file.ts";
-import { formatReport, inspectReport } from "./src/inspect.ts";
-import { GgufFile } from "./src/gguf.ts";
-import { Tokenizer } from "./src/tokenizer.ts";
+import { openModelFile } from "./src/formats/model_file.ts";
+import { formatReport, inspectReport } from "./src/formats/inspect.ts";
+import { GgufFile } from "./src/formats/gguf.ts";
+import { Tokenizer } from "./src/tokenizer/tokenizer.ts";
 import { demoCommand, generateCommand } from "./src/cli/generate.ts";
 import { evalCommand } from "./src/cli/eval.ts";
 

@@ -63,7 +63,7 @@ export {
   HttpSource,
   openByteSource,
   StreamSource,
-} from "./src/byte_source.ts";
+} from "./src/formats/byte_source.ts";
 export {
   type Arch,
   checkTensors,
@@ -74,29 +74,33 @@ export {
   type RopeLayout,
   SUPPORTED_ARCHS,
   type TokenizerInfo,
-} from "./src/config.ts";
-export { dequantize } from "./src/dequantize.ts";
+} from "./src/formats/config.ts";
+export { dequantize } from "./src/formats/dequantize.ts";
 export {
   GgufFile,
   type GgufOpenOptions,
   type GgufTensorInfo,
   type GgufValue,
-} from "./src/gguf.ts";
-export { HfModelDir, type HfOpenOptions, type HfTensor } from "./src/hf.ts";
-export { type InspectReport, inspectReport } from "./src/inspect.ts";
+} from "./src/formats/gguf.ts";
+export {
+  HfModelDir,
+  type HfOpenOptions,
+  type HfTensor,
+} from "./src/formats/hf.ts";
+export { type InspectReport, inspectReport } from "./src/formats/inspect.ts";
 export {
   type ModelFile,
   openModelFile,
   type OpenModelOptions,
-} from "./src/model_file.ts";
-export { SafetensorsFile } from "./src/safetensors.ts";
+} from "./src/formats/model_file.ts";
+export { SafetensorsFile } from "./src/formats/safetensors.ts";
 export {
   type FloatType,
   GGML_TYPES,
   type GgmlTypeInfo,
   type TensorData,
   type TensorInfo,
-} from "./src/tensor.ts";
+} from "./src/formats/tensor.ts";
 export {
   type FinishReason,
   type GeneratedPiece,
@@ -106,12 +110,19 @@ export {
   loadModel,
   type LoadOptions,
   Model,
-} from "./src/api.ts";
-export { DEFAULT_MODEL_URL, defaultModelPath } from "./src/default_model.ts";
+} from "./src/api/model.ts";
+export {
+  DEFAULT_MODEL_URL,
+  defaultModelPath,
+} from "./src/api/default_model.ts";
 export { Gpu, type GpuOptions, openGpu } from "./src/gpu/device.ts";
 export { type LlamaLoadOptions, LlamaModel } from "./src/model/llama.ts";
-export { KvCache } from "./src/model/kv_cache.ts";
-export { sample, type SamplingOptions, seededRandom } from "./src/sampling.ts";
+export { KvCache } from "./src/kv/kv_cache.ts";
+export {
+  sample,
+  type SamplingOptions,
+  seededRandom,
+} from "./src/api/sampling.ts";
 export {
   BPE_PRE_TOKENIZERS,
   type BpeVocab,
@@ -121,7 +132,7 @@ export {
   type StreamDecoder,
   Tokenizer,
   TokenType,
-} from "./src/tokenizer.ts";
+} from "./src/tokenizer/tokenizer.ts";
 export {
   budgetK,
   checkSparsity,
@@ -155,4 +166,4 @@ export {
   quantizeInt8,
   quantizeQ8_0,
   VALUE_GROUP,
-} from "./src/int8.ts";
+} from "./src/kv/int8.ts";

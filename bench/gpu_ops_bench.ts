@@ -21,7 +21,7 @@ import {
 } from "../src/gpu/ops.ts";
 import { uploadWeight } from "../src/gpu/weights.ts";
 import type { GpuWeightType } from "../src/gpu/shaders.ts";
-import { loadModel } from "../src/api.ts";
+import { loadModel } from "../src/api/model.ts";
 
 const gpu: Gpu | null = await openGpu().catch((e) => {
   console.warn(`skipping GPU benchmarks: ${(e as Error).message}`);

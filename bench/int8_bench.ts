@@ -15,7 +15,7 @@ import {
   type Int8Layout,
   Int8Workspace,
   quantizeInt8,
-} from "../src/int8.ts";
+} from "../src/kv/int8.ts";
 
 const TOKENS = 8192, CHANNELS = 128, N = TOKENS * CHANNELS;
 

@@ -11,8 +11,8 @@
 import { parseArgs } from "node:util";
 // deno-lint-ignore no-import-prefix
 import { getLlama } from "npm:node-llama-cpp@3.21.1";
-import { loadModel } from "../src/api.ts";
-import { defaultModelPath } from "../src/default_model.ts";
+import { loadModel } from "../src/api/model.ts";
+import { defaultModelPath } from "../src/api/default_model.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,

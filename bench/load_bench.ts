@@ -4,9 +4,9 @@
  * is printed once per case after the benchmark (`deno bench` reports time
  * per iteration; divide the file size by it).
  */
-import { openModelFile } from "../src/model_file.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
 import { hasShared, sharedPath } from "../tests/_shared.ts";
-import type { FloatType } from "../src/tensor.ts";
+import type { FloatType } from "../src/formats/tensor.ts";
 
 const CASES: [string, FloatType][] = [
   ["models/austen-5m-q8_0.gguf", "f32"],

@@ -5,7 +5,7 @@
  * update) and the rest. ALISA.md section 5 names the risk: selecting can
  * cost more than it saves.
  */
-import { loadModel } from "../src/api.ts";
+import { loadModel } from "../src/api/model.ts";
 import type { PolicyName } from "../src/sparse/spec.ts";
 
 const gpuOk = !!(await navigator.gpu?.requestAdapter());

@@ -15,8 +15,8 @@
  * paragraph only: it concatenates arrays per piece, quadratic on a whole book.
  */
 import { hasShared, sharedPath } from "../tests/_shared.ts";
-import { GgufFile } from "../src/gguf.ts";
-import { Tokenizer } from "../src/tokenizer.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import {
   gpt2TokenizerConfig,
   gpt2TokenizerJson,

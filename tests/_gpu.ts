@@ -35,7 +35,7 @@ export const HAS_GPU: boolean = await (async () => {
 })();
 if (!HAS_GPU) console.warn("skipping GPU tests: no WebGPU adapter");
 
-/** Policy buffers for dense attention (shaders/policy.wgsl). */
+/** Policy buffers for dense attention (shaders/sparse/policy.wgsl). */
 export function densePolicy(gpu: Gpu): PolicyBuffers {
   return {
     policy: gpu.uniform("policy", new Uint32Array(8)),

@@ -3,8 +3,8 @@
  * requests from a local server) reads the same header and tensors.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { GgufFile } from "../src/gguf.ts";
-import { BytesSource, StreamSource } from "../src/byte_source.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
+import { BytesSource, StreamSource } from "../src/formats/byte_source.ts";
 import { FIXTURES_DIR } from "./_shared.ts";
 
 const PATH = `${FIXTURES_DIR}/quant/quant-types.gguf`;

@@ -5,7 +5,7 @@
  * numpy dequantizer wrote the expected values (`make_quant_fixtures.py`).
  */
 import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
-import { GgufFile } from "../src/gguf.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
 import { compare, f16ToF32, FIXTURES_DIR } from "./_shared.ts";
 
 interface RefTensor {
@@ -83,7 +83,7 @@ for (
 }
 
 Deno.test("hand-built blocks give known values", async () => {
-  const { dequantize } = await import("../src/dequantize.ts");
+  const { dequantize } = await import("../src/formats/dequantize.ts");
   // Q8_0: d = 0.5 (f16 0x3800), q = -16..15.
   const q8 = new Uint8Array(34);
   q8[0] = 0x00;

@@ -11,8 +11,8 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import { GgufFile } from "../src/gguf.ts";
-import { Tokenizer } from "../src/tokenizer.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import {
   docWindows,
   minFinalWindow,

@@ -12,7 +12,7 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
-import { loadModel, type Model } from "../src/api.ts";
+import { loadModel, type Model } from "../src/api/model.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 
 const ignore = !HAS_GPU;

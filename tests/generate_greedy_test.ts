@@ -6,7 +6,7 @@
  * near-tie in the reference logits, a divergence may begin there, not before.
  */
 import { assertEquals, assertGreaterOrEqual } from "@std/assert";
-import { loadModel, type Model } from "../src/api.ts";
+import { loadModel, type Model } from "../src/api/model.ts";
 import { hasShared, sharedPath } from "./_shared.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 

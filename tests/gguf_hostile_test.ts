@@ -11,8 +11,8 @@ import {
   assertRejects,
   assertStringIncludes,
 } from "@std/assert";
-import { GgufFile } from "../src/gguf.ts";
-import { type ByteSource, StreamSource } from "../src/byte_source.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
+import { type ByteSource, StreamSource } from "../src/formats/byte_source.ts";
 import {
   expectRejection,
   type LoaderErrorClass,

@@ -6,7 +6,7 @@
  * NMSE = sum((gpu - ref)^2) / sum(ref^2).
  */
 import { assertEquals, assertLessOrEqual } from "@std/assert";
-import { dequantize } from "../src/dequantize.ts";
+import { dequantize } from "../src/formats/dequantize.ts";
 import {
   argmaxDispatch,
   attentionDispatch,

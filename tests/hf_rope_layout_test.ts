@@ -6,8 +6,8 @@
  * Q and K values (as a per-head permutation) and the same Q.K scores.
  */
 import { assertEquals, assertLessOrEqual } from "@std/assert";
-import { openModelFile } from "../src/model_file.ts";
-import { rotateHalfToInterleavedRows } from "../src/hf.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
+import { rotateHalfToInterleavedRows } from "../src/formats/hf.ts";
 import { hasShared, sharedPath } from "./_shared.ts";
 import { matvec, rmsnorm, rope } from "./_reference.ts";
 

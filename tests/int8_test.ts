@@ -1,5 +1,5 @@
 /**
- * INT8 KV compression (src/int8.ts, wasm/src/int8.rs) against a plain
+ * INT8 KV compression (src/kv/int8.ts, wasm/src/int8.rs) against a plain
  * TypeScript reference of the formulas, bit for bit, for the SIMD and the
  * scalar kernels; error bounds and NMSE per group shape on Gaussian data,
  * on KV-like data with outlier channels and on real K/V from the Austen
@@ -25,10 +25,10 @@ import {
   quantizeInt8,
   quantizeQ8_0,
   VALUE_GROUP,
-} from "../src/int8.ts";
-import { dequantize } from "../src/dequantize.ts";
-import { GgufFile } from "../src/gguf.ts";
-import { openModelFile } from "../src/model_file.ts";
+} from "../src/kv/int8.ts";
+import { dequantize } from "../src/formats/dequantize.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
 import { dequantizeF32 } from "../wasm/pkg/alisa_wasm.js";
 import { FIXTURES_DIR, hasShared, sharedPath } from "./_shared.ts";
 import { matvec, rmsnorm, rope } from "./_reference.ts";

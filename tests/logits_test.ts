@@ -6,7 +6,7 @@
  * loosely, so a broken kernel still fails).
  */
 import { assertEquals, assertLessOrEqual } from "@std/assert";
-import { loadModel } from "../src/api.ts";
+import { loadModel } from "../src/api/model.ts";
 import { compare, hasShared, sharedPath } from "./_shared.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 

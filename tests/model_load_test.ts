@@ -11,7 +11,7 @@
  * NMSE per tensor is printed and bounded by the worst case the bounds allow.
  */
 import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
-import { openModelFile } from "../src/model_file.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
 import { compare, hasShared, sharedPath } from "./_shared.ts";
 
 const VARIANTS = [

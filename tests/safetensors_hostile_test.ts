@@ -5,8 +5,8 @@
  * problem; anything else (a Wasm `RuntimeError` from a Rust panic) fails.
  */
 import { assert, assertEquals } from "@std/assert";
-import { SafetensorsFile } from "../src/safetensors.ts";
-import type { ByteSource } from "../src/byte_source.ts";
+import { SafetensorsFile } from "../src/formats/safetensors.ts";
+import type { ByteSource } from "../src/formats/byte_source.ts";
 import {
   expectRejection,
   type LoaderErrorClass,

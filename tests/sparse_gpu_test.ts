@@ -9,7 +9,7 @@
  * sparsity 0 every policy generates exactly like dense.
  */
 import { assertEquals } from "@std/assert";
-import { loadModel, type Model } from "../src/api.ts";
+import { loadModel, type Model } from "../src/api/model.ts";
 import { referenceSelection } from "../src/sparse/reference.ts";
 import type { PolicyName, PolicySpec } from "../src/sparse/spec.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";

@@ -34,8 +34,8 @@ import {
   type BpeVocab,
   Tokenizer,
   TokenType,
-} from "../src/tokenizer.ts";
-import type { GgufValue } from "../src/gguf.ts";
+} from "../src/tokenizer/tokenizer.ts";
+import type { GgufValue } from "../src/formats/gguf.ts";
 import { BpeTokenizer } from "../wasm/pkg/alisa_wasm.js";
 // deno-lint-ignore no-import-prefix
 import { encode as gpt3Encode } from "npm:gpt-3-encoder@1.1.4";

@@ -14,9 +14,13 @@ import {
   assertThrows,
 } from "@std/assert";
 import { FIXTURES_DIR, hasShared, sharedPath } from "./_shared.ts";
-import { GgufFile, type GgufValue } from "../src/gguf.ts";
-import { type SpmVocab, Tokenizer, TokenType } from "../src/tokenizer.ts";
-import { openModelFile } from "../src/model_file.ts";
+import { GgufFile, type GgufValue } from "../src/formats/gguf.ts";
+import {
+  type SpmVocab,
+  Tokenizer,
+  TokenType,
+} from "../src/tokenizer/tokenizer.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
 import { main } from "../cli.ts";
 
 const GGUF = "models/austen-5m-q8_0.gguf";

@@ -12,15 +12,15 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { defaultModelPath } from "../default_model.ts";
-import { openModelFile } from "../model_file.ts";
+import { defaultModelPath } from "../api/default_model.ts";
+import { openModelFile } from "../formats/model_file.ts";
 import {
   checkSparsity,
   parsePolicies,
   POLICY_NAMES,
   type PolicyName,
 } from "../sparse/spec.ts";
-import { Tokenizer } from "../tokenizer.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import {
   denseBaseline,
   formatChange,
@@ -249,7 +249,7 @@ export async function evalCommand(args: string[]): Promise<number> {
   );
 
   // The GPU side loads only now, after every argument is known good.
-  const { loadModel } = await import("../api.ts");
+  const { loadModel } = await import("../api/model.ts");
   const { evaluatePolicies } = await import("../eval/perplexity.ts");
   const model = await loadModel(a.model, {
     contextLength: a.window,

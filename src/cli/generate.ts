@@ -5,8 +5,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type GenerateOptions, loadModel, type Model } from "../api.ts";
-import { defaultModelPath } from "../default_model.ts";
+import { type GenerateOptions, loadModel, type Model } from "../api/model.ts";
+import { defaultModelPath } from "../api/default_model.ts";
 import { checkSparsity, parsePolicies } from "../sparse/spec.ts";
 
 /** Usage of `alisa generate`. */

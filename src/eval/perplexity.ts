@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Model } from "../api.ts";
+import type { Model } from "../api/model.ts";
 import { checkSparsity, type PolicyName } from "../sparse/spec.ts";
 
 /** One row of an evaluation. */

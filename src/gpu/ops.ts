@@ -27,7 +27,7 @@ export interface StepBuffers {
   outRows: GPUBuffer;
 }
 
-/** The KV policy's shared buffers (shaders/policy.wgsl). */
+/** The KV policy's shared buffers (shaders/sparse/policy.wgsl). */
 export interface PolicyBuffers {
   /** Policy uniform: id, r, min_k, ring. */
   policy: GPUBuffer;

@@ -6,25 +6,41 @@
  * @module
  */
 import common from "../../shaders/common.wgsl" with { type: "text" };
-import weightF32 from "../../shaders/weight_f32.wgsl" with { type: "text" };
-import weightF16 from "../../shaders/weight_f16.wgsl" with { type: "text" };
-import weightQ8_0 from "../../shaders/weight_q8_0.wgsl" with { type: "text" };
-import matmul from "../../shaders/matmul.wgsl" with { type: "text" };
-import embed from "../../shaders/embed.wgsl" with { type: "text" };
-import rmsnorm from "../../shaders/rmsnorm.wgsl" with { type: "text" };
-import rope from "../../shaders/rope.wgsl" with { type: "text" };
-import kvStore from "../../shaders/kv_store.wgsl" with { type: "text" };
-import attention from "../../shaders/attention.wgsl" with { type: "text" };
-import siluMul from "../../shaders/silu_mul.wgsl" with { type: "text" };
-import argmax from "../../shaders/argmax.wgsl" with { type: "text" };
-import policy from "../../shaders/policy.wgsl" with { type: "text" };
-import topk from "../../shaders/topk.wgsl" with { type: "text" };
-import selectSwa from "../../shaders/select_swa.wgsl" with { type: "text" };
-import scoreSwa from "../../shaders/score_swa.wgsl" with { type: "text" };
-import seedSwa from "../../shaders/seed_swa.wgsl" with { type: "text" };
-import selectH2o from "../../shaders/select_h2o.wgsl" with { type: "text" };
-import accumH2o from "../../shaders/accum_h2o.wgsl" with { type: "text" };
-import nll from "../../shaders/nll.wgsl" with { type: "text" };
+import weightF32 from "../../shaders/model/weight_f32.wgsl" with {
+  type: "text",
+};
+import weightF16 from "../../shaders/model/weight_f16.wgsl" with {
+  type: "text",
+};
+import weightQ8_0 from "../../shaders/model/weight_q8_0.wgsl" with {
+  type: "text",
+};
+import matmul from "../../shaders/model/matmul.wgsl" with { type: "text" };
+import embed from "../../shaders/model/embed.wgsl" with { type: "text" };
+import rmsnorm from "../../shaders/model/rmsnorm.wgsl" with { type: "text" };
+import rope from "../../shaders/model/rope.wgsl" with { type: "text" };
+import kvStore from "../../shaders/kv/kv_store.wgsl" with { type: "text" };
+import attention from "../../shaders/model/attention.wgsl" with {
+  type: "text",
+};
+import siluMul from "../../shaders/model/silu_mul.wgsl" with { type: "text" };
+import argmax from "../../shaders/model/argmax.wgsl" with { type: "text" };
+import policy from "../../shaders/sparse/policy.wgsl" with { type: "text" };
+import topk from "../../shaders/sparse/topk.wgsl" with { type: "text" };
+import selectSwa from "../../shaders/sparse/select_swa.wgsl" with {
+  type: "text",
+};
+import scoreSwa from "../../shaders/sparse/score_swa.wgsl" with {
+  type: "text",
+};
+import seedSwa from "../../shaders/sparse/seed_swa.wgsl" with { type: "text" };
+import selectH2o from "../../shaders/sparse/select_h2o.wgsl" with {
+  type: "text",
+};
+import accumH2o from "../../shaders/sparse/accum_h2o.wgsl" with {
+  type: "text",
+};
+import nll from "../../shaders/eval/nll.wgsl" with { type: "text" };
 
 /** How a weight matrix is stored on the GPU. */
 export type GpuWeightType = "f32" | "f16" | "q8_0";
@@ -52,7 +68,7 @@ const OPS = {
   nll,
 };
 
-/** Ops that see the KV policy (shaders/policy.wgsl). */
+/** Ops that see the KV policy (shaders/sparse/policy.wgsl). */
 const POLICY_OPS: ReadonlySet<OpName> = new Set<OpName>([
   "attention",
   "select_swa",

@@ -21,7 +21,7 @@
  *
  * @module
  */
-import type { ModelConfig } from "../config.ts";
+import type { ModelConfig } from "../formats/config.ts";
 import type { Gpu } from "../gpu/device.ts";
 import {
   accumH2oDispatch,
@@ -49,8 +49,8 @@ import {
 } from "../gpu/ops.ts";
 import type { GpuWeightType } from "../gpu/shaders.ts";
 import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
-import type { ModelFile } from "../model_file.ts";
-import { KvCache } from "./kv_cache.ts";
+import type { ModelFile } from "../formats/model_file.ts";
+import { KvCache } from "../kv/kv_cache.ts";
 import {
   checkSparsity,
   POLICY_ID,

@@ -1,7 +1,7 @@
 /**
  * Plain TypeScript reference of every KV selection policy, exactly per
  * `spec.ts` (read its module doc first): the yardstick the GPU kernels
- * (`shaders/select_*.wgsl`, `shaders/policy.wgsl`) are tested against.
+ * (`shaders/sparse/select_*.wgsl`, `shaders/sparse/policy.wgsl`) are tested against.
  *
  * - Stateless policies: {@linkcode selectDense}, {@linkcode selectLocal},
  *   {@linkcode selectSinks}, {@linkcode selectStrided} (given `k` from

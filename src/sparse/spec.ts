@@ -1,6 +1,6 @@
 /**
  * KV selection policies: names, options and the exact rules, shared by
- * the GPU kernels (`shaders/select_*.wgsl`, `shaders/attention.wgsl`) and
+ * the GPU kernels (`shaders/sparse/select_*.wgsl`, `shaders/model/attention.wgsl`) and
  * the plain TypeScript reference (`reference.ts`). ALISA.md section 2.
  *
  * A decode step for the query at position q caches q + 1 tokens:

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { sentencepieceParse } from "../wasm/pkg/alisa_wasm.js";
+import { sentencepieceParse } from "../../wasm/pkg/alisa_wasm.js";
 import {
   configFromHf,
   type ModelConfig,

@@ -7,7 +7,7 @@
 
 /** Where the embedded default model lives (a `file:` or `https:` URL). */
 export const DEFAULT_MODEL_URL: URL = new URL(
-  "./assets/austen-5m-q8_0.gguf",
+  "../assets/austen-5m-q8_0.gguf",
   import.meta.url,
 );
 

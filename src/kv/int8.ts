@@ -56,8 +56,8 @@ import {
   int8Memory,
   int8SimdAvailable,
   Int8Workspace as WasmInt8Workspace,
-} from "../wasm/pkg/alisa_wasm.js";
-import type { FloatType } from "./tensor.ts";
+} from "../../wasm/pkg/alisa_wasm.js";
+import type { FloatType } from "../formats/tensor.ts";
 
 /** How a block is cut into groups sharing a scale and a zero point. */
 export type GroupShape = "perChannel" | "perToken" | "contiguous";

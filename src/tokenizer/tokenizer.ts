@@ -43,9 +43,9 @@ import {
   BpeTokenizer,
   sentencepieceParse,
   SpmTokenizer,
-} from "../wasm/pkg/alisa_wasm.js";
-import type { GgufValue } from "./gguf.ts";
-import type { ModelFile } from "./model_file.ts";
+} from "../../wasm/pkg/alisa_wasm.js";
+import type { GgufValue } from "../formats/gguf.ts";
+import type { ModelFile } from "../formats/model_file.ts";
 import { join } from "node:path";
 
 /** Piece types, as SentencePiece and GGUF `tokenizer.ggml.token_type` number them. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ggmlTypes } from "../wasm/pkg/alisa_wasm.js";
+import { ggmlTypes } from "../../wasm/pkg/alisa_wasm.js";
 
 /** One ggml tensor type. */
 export interface GgmlTypeInfo {

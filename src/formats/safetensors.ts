@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { safetensorsParseHeader } from "../wasm/pkg/alisa_wasm.js";
+import { safetensorsParseHeader } from "../../wasm/pkg/alisa_wasm.js";
 import {
   type ByteSource,
   type ByteSourceInput,

@@ -3,7 +3,7 @@
  *
  * @example Generate from the embedded default model
  * ```ts
- * import { loadModel } from "./api.ts";
+ * import { loadModel } from "./model.ts";
  * if (!(await navigator.gpu?.requestAdapter())) {
  *   console.log("skipped: no WebGPU adapter");
  *   Deno.exit(0);
@@ -18,25 +18,25 @@
  *
  * @module
  */
-import type { ByteSourceInput } from "./byte_source.ts";
-import type { ModelConfig } from "./config.ts";
+import type { ByteSourceInput } from "../formats/byte_source.ts";
+import type { ModelConfig } from "../formats/config.ts";
 import { defaultModelPath } from "./default_model.ts";
-import { type Gpu, openGpu } from "./gpu/device.ts";
-import type { StepToken } from "./gpu/ops.ts";
-import { type LlamaLoadOptions, LlamaModel } from "./model/llama.ts";
+import { type Gpu, openGpu } from "../gpu/device.ts";
+import type { StepToken } from "../gpu/ops.ts";
+import { type LlamaLoadOptions, LlamaModel } from "../model/llama.ts";
 import {
   type ModelFile,
   openModelFile,
   type OpenModelOptions,
-} from "./model_file.ts";
+} from "../formats/model_file.ts";
 import {
   checkSampling,
   sample,
   type SamplingOptions,
   seededRandom,
 } from "./sampling.ts";
-import { Tokenizer } from "./tokenizer.ts";
-import type { PolicySpec } from "./sparse/spec.ts";
+import { Tokenizer } from "../tokenizer/tokenizer.ts";
+import type { PolicySpec } from "../sparse/spec.ts";
 
 /** Options for {@linkcode loadModel}. */
 export interface LoadOptions extends OpenModelOptions, LlamaLoadOptions {

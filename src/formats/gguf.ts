@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { ggufParseHeader } from "../wasm/pkg/alisa_wasm.js";
+import { ggufParseHeader } from "../../wasm/pkg/alisa_wasm.js";
 import {
   type ByteSource,
   type ByteSourceInput,

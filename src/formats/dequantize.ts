@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dequantizeF16, dequantizeF32 } from "../wasm/pkg/alisa_wasm.js";
+import { dequantizeF16, dequantizeF32 } from "../../wasm/pkg/alisa_wasm.js";
 import { type FloatType, ggmlType, type TensorData } from "./tensor.ts";
 
 /** Raw bytes handed to the Wasm core per call (rounded to whole blocks). */
