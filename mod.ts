@@ -117,7 +117,7 @@ export {
 } from "./src/api/default_model.ts";
 export { Gpu, type GpuOptions, openGpu } from "./src/gpu/device.ts";
 export { type LlamaLoadOptions, LlamaModel } from "./src/model/llama.ts";
-export { KvCache } from "./src/kv/kv_cache.ts";
+export { type KvOptions, KvStore } from "./src/kv/store.ts";
 export {
   sample,
   type SamplingOptions,

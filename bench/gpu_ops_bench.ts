@@ -10,15 +10,16 @@
  * On Mesa's llvmpipe (the CPU rasterizer CI uses) the numbers are real but
  * slow; compare ratios from one run, not absolute times across machines.
  */
+import { BufferSet } from "../src/gpu/buffers.ts";
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
 import {
-  attentionDispatch,
   type Dispatch,
-  matmulDispatches,
+  type OpContext,
   profilePlan,
-  type StepBuffers,
-  writeStep,
-} from "../src/gpu/ops.ts";
+} from "../src/gpu/dispatch.ts";
+import { stepTableBytes, writeStep } from "../src/gpu/step.ts";
+import { KvPool } from "../src/kv/pool.ts";
+import { attentionDispatch, matmulDispatches } from "../src/model/ops.ts";
 import { uploadWeight } from "../src/gpu/weights.ts";
 import type { GpuWeightType } from "../src/gpu/shaders.ts";
 import { loadModel } from "../src/api/model.ts";
@@ -72,16 +73,22 @@ async function copyGBs(g: Gpu, bytes: number): Promise<number> {
   return bytes / 1e6 / ms; // GB/s of bytes copied (each read once and written once)
 }
 
-function stepBufs(g: Gpu): StepBuffers {
+function opContext(g: Gpu): OpContext {
+  const set = new BufferSet(g, "bench");
   return {
-    step: g.buffer("step", 16 + 64 * 16),
-    outRows: g.buffer("out", 256),
+    gpu: g,
+    set,
+    sb: {
+      step: set.buffer("step", stepTableBytes(64)),
+      outRows: set.buffer("out", 256),
+    },
   };
 }
 
 if (gpu?.hasTimestamps) {
   const g = gpu;
-  const sb = stepBufs(g);
+  const c = opContext(g);
+  const sb = c.sb;
   const lines: string[] = [];
   const copy = await copyGBs(g, 64 << 20);
   lines.push(
@@ -97,9 +104,9 @@ if (gpu?.hasTimestamps) {
       : type === "f16"
       ? new Uint16Array(rows * cols).fill(0x2000)
       : new Uint8Array(rows * cols / 32 * 34).fill(1);
-    const w = uploadWeight(g, `bench.${type}`, type, rows, cols, data);
+    const w = uploadWeight(c.set, `bench.${type}`, type, rows, cols, data);
     const x = g.buffer("x", cols * 4), y = g.buffer("y", rows * 4);
-    const plan = matmulDispatches(g, sb, {
+    const plan = matmulDispatches(c, {
       weight: w,
       x,
       y,
@@ -107,7 +114,7 @@ if (gpu?.hasTimestamps) {
       yStride: rows,
       tokensPerGroup: 1,
     });
-    writeStep(g, sb, [{ slot: 0, pos: 0, id: 0 }], []);
+    writeStep(g, sb, [{ slot: 0, pos: 0, id: 0 }], [], { decode: true });
     const ms = await gpuMs(g, plan, 1, 0);
     const gbs = w.bytes / 1e6 / ms;
     lines.push(
@@ -120,29 +127,35 @@ if (gpu?.hasTimestamps) {
   for (const [nHeads, nKv, hd] of [[8, 4, 32], [32, 8, 128]]) {
     for (const ctx of [128, 512, 1024]) {
       const kvDim = nKv * hd;
-      const kc = g.buffer("kc", ctx * kvDim * 2),
-        vc = g.buffer("vc", ctx * kvDim * 2);
+      const pool = new KvPool(g, c.set.child("pool"), {
+        nLayers: 1,
+        slots: 1,
+        ctx,
+        kvDim,
+      }, ctx);
       const q = g.buffer("q", nHeads * hd * 4),
         o = g.buffer("o", nHeads * hd * 4);
       const att = g.buffer("att", nHeads * ctx * 4);
       const plan = [
-        attentionDispatch(g, sb, {
-          policy: g.uniform("policy", new Uint32Array(8)),
-          sel: g.buffer("sel", 16),
-          selN: g.buffer("sel_n", 16),
-        }, {
+        attentionDispatch(c, {
           q,
           out: o,
-          kCache: kc,
-          vCache: vc,
           att,
+          kv: pool.bindings(0),
+          policy: {
+            10: c.set.uniform("policy", new Uint32Array(4)),
+            11: c.set.buffer("sel", 16),
+            12: c.set.buffer("sel_n", 16),
+          },
           nHeads,
           nKvHeads: nKv,
           headDim: hd,
           ctx,
         }),
       ];
-      writeStep(g, sb, [{ slot: 0, pos: ctx - 1, id: 0 }], []);
+      writeStep(g, sb, [{ slot: 0, pos: ctx - 1, id: 0 }], [], {
+        decode: true,
+      });
       const ms = await gpuMs(g, plan, 1, 0);
       lines.push(
         `attention decode heads ${nHeads}/${nKv} x ${hd}, context ${ctx}: ${

@@ -13,9 +13,9 @@ struct TokInfo {
 }
 
 struct Step {
-  n_tokens: u32,  // tokens in this step (rows of the activation buffers)
-  n_out: u32,     // rows that produce logits
-  _pad0: u32,     // 1: a decode step (the KV policy applies), 0: prefill (dense)
-  _pad1: u32,
+  n_tokens: u32,    // tokens in this step (rows of the activation buffers)
+  n_out: u32,       // rows that produce logits
+  decode: u32,      // 1: a decode step (the KV policy applies), 0: prefill (dense)
+  out_offset: u32,  // scoring: the run row of output row 0 (eval/nll.wgsl)
   tok: array<TokInfo>,
 }

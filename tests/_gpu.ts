@@ -5,14 +5,13 @@
  * @module
  */
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
+import { BufferSet } from "../src/gpu/buffers.ts";
 import {
   type Dispatch,
   encodePlan,
-  type PolicyBuffers,
-  type StepBuffers,
-  type StepToken,
-  writeStep,
-} from "../src/gpu/ops.ts";
+  type OpContext,
+} from "../src/gpu/dispatch.ts";
+import { stepTableBytes, type StepToken, writeStep } from "../src/gpu/step.ts";
 
 let gpuPromise: Promise<Gpu | null> | null = null;
 
@@ -35,32 +34,37 @@ export const HAS_GPU: boolean = await (async () => {
 })();
 if (!HAS_GPU) console.warn("skipping GPU tests: no WebGPU adapter");
 
-/** Policy buffers for dense attention (shaders/sparse/policy.wgsl). */
-export function densePolicy(gpu: Gpu): PolicyBuffers {
+/** Policy bindings (10-12 of shaders/sparse/policy.wgsl) for dense attention. */
+export function densePolicy(c: OpContext): Record<number, GPUBuffer> {
   return {
-    policy: gpu.uniform("policy", new Uint32Array(8)),
-    sel: gpu.buffer("sel", 16),
-    selN: gpu.buffer("sel_n", 16),
+    10: c.set.uniform("policy", new Uint32Array(4)),
+    11: c.set.buffer("sel", 16),
+    12: c.set.buffer("sel_n", 16),
   };
 }
 
-/** Step buffers for up to `maxTokens` tokens. */
-export function stepBuffers(gpu: Gpu, maxTokens = 256): StepBuffers {
+/** A dispatch context (its own buffer set and step table for up to `maxTokens` tokens). */
+export function opContext(gpu: Gpu, maxTokens = 256): OpContext {
+  const set = new BufferSet(gpu, "test");
   return {
-    step: gpu.buffer("step", 16 + maxTokens * 16),
-    outRows: gpu.buffer("outRows", maxTokens * 4),
+    gpu,
+    set,
+    sb: {
+      step: set.buffer("step", stepTableBytes(maxTokens)),
+      outRows: set.buffer("outRows", maxTokens * 4),
+    },
   };
 }
 
 /** Runs `plan` for one step and waits for it. */
 export async function runPlan(
-  gpu: Gpu,
-  sb: StepBuffers,
+  c: OpContext,
   plan: Dispatch[],
   tokens: StepToken[],
   outRows: number[] = [],
 ): Promise<void> {
-  writeStep(gpu, sb, tokens, outRows);
+  const { gpu, sb } = c;
+  writeStep(gpu, sb, tokens, outRows, { decode: false });
   const enc = gpu.device.createCommandEncoder();
   encodePlan(enc, plan, tokens.length, outRows.length);
   gpu.device.queue.submit([enc.finish()]);

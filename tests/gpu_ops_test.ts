@@ -7,29 +7,30 @@
  */
 import { assertEquals, assertLessOrEqual } from "@std/assert";
 import { dequantize } from "../src/formats/dequantize.ts";
+import { kvStoreDispatch } from "../src/kv/ops.ts";
+import { KvPool } from "../src/kv/pool.ts";
 import {
   argmaxDispatch,
   attentionDispatch,
   embedDispatches,
-  kvStoreDispatch,
   matmulDispatches,
   rmsnormDispatch,
   ropeDispatch,
   ropeTable,
   siluMulDispatch,
-  type StepToken,
-} from "../src/gpu/ops.ts";
+} from "../src/model/ops.ts";
+import type { StepToken } from "../src/gpu/step.ts";
 import { type GpuWeight, uploadWeight } from "../src/gpu/weights.ts";
 import type { GpuWeightType } from "../src/gpu/shaders.ts";
-import type { Gpu } from "../src/gpu/device.ts";
+import type { OpContext } from "../src/gpu/dispatch.ts";
 import { compare, f16ToF32 } from "./_shared.ts";
 import {
   densePolicy,
   HAS_GPU,
+  opContext,
   readF32,
   rng,
   runPlan,
-  stepBuffers,
   testGpu,
 } from "./_gpu.ts";
 import { rmsnorm, rope } from "./_reference.ts";
@@ -49,7 +50,7 @@ const roundF16 = (x: Float32Array) => Float32Array.from(toF16(x), f16ToF32);
 
 /** A random weight of `type` and its exact f32 values. */
 function randomWeight(
-  gpu: Gpu,
+  c: OpContext,
   type: GpuWeightType,
   rows: number,
   cols: number,
@@ -60,14 +61,14 @@ function randomWeight(
   if (type === "f32") {
     const v = r.floats(rows * cols, 0.5);
     return {
-      w: uploadWeight(gpu, "w", type, rows, cols, v, maxPartBytes),
+      w: uploadWeight(c.set, "w", type, rows, cols, v, maxPartBytes),
       ref: v,
     };
   }
   if (type === "f16") {
     const h = toF16(r.floats(rows * cols, 0.5));
     return {
-      w: uploadWeight(gpu, "w", type, rows, cols, h, maxPartBytes),
+      w: uploadWeight(c.set, "w", type, rows, cols, h, maxPartBytes),
       ref: Float32Array.from(h, f16ToF32),
     };
   }
@@ -82,7 +83,7 @@ function randomWeight(
     for (let i = 0; i < 32; i++) raw[b * 34 + 2 + i] = Math.floor(r.u() * 256);
   }
   return {
-    w: uploadWeight(gpu, "w", type, rows, cols, raw, maxPartBytes),
+    w: uploadWeight(c.set, "w", type, rows, cols, raw, maxPartBytes),
     ref: dequantize("Q8_0", raw, rows * cols) as Float32Array,
   };
 }
@@ -103,7 +104,7 @@ Deno.test({
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
-    const sb = stepBuffers(gpu);
+    const c = opContext(gpu);
     const shapes: [GpuWeightType, number, number][] = [
       ["f32", 5, 172],
       ["f32", 37, 7],
@@ -125,7 +126,7 @@ Deno.test({
             ? cols * 2
             : cols / 32 * 34;
           const { w, ref } = randomWeight(
-            gpu,
+            c,
             type,
             rows,
             cols,
@@ -147,7 +148,7 @@ Deno.test({
             ], [false, 64]] as const
           ) {
             gpu.device.queue.writeBuffer(yb, 0, y0);
-            const plan = matmulDispatches(gpu, sb, {
+            const plan = matmulDispatches(c, {
               weight: w,
               x: xb,
               y: yb,
@@ -162,7 +163,7 @@ Deno.test({
               { length: n },
               (_, i) => ({ slot: 0, pos: i, id: 0 }),
             );
-            await runPlan(gpu, sb, plan, toks);
+            await runPlan(c, plan, toks);
             const got = await readF32(gpu, yb, n * yStride);
             const want = Float32Array.from(y0);
             for (let t = 0; t < n; t++) {
@@ -186,9 +187,8 @@ Deno.test({
           const outRows = n > 1 ? [n - 1, 0] : [0];
           const yg = gpu.buffer("yg", outRows.length * rows * 4);
           await runPlan(
-            gpu,
-            sb,
-            matmulDispatches(gpu, sb, {
+            c,
+            matmulDispatches(c, {
               weight: w,
               x: xb,
               y: yg,
@@ -222,7 +222,7 @@ Deno.test({
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
-    const sb = stepBuffers(gpu);
+    const c = opContext(gpu);
     for (const type of ["f32", "f16", "q8_0"] as GpuWeightType[]) {
       const vocab = 50, dim = 64;
       const rowBytes = type === "f32"
@@ -230,13 +230,12 @@ Deno.test({
         : type === "f16"
         ? dim * 2
         : dim / 32 * 34;
-      const { w, ref } = randomWeight(gpu, type, vocab, dim, 7, rowBytes * 16);
+      const { w, ref } = randomWeight(c, type, vocab, dim, 7, rowBytes * 16);
       const x = gpu.buffer("x", 5 * dim * 4);
       const ids = [0, 49, 17, 16, 33];
       await runPlan(
-        gpu,
-        sb,
-        embedDispatches(gpu, sb, { weight: w, x }),
+        c,
+        embedDispatches(c, { weight: w, x }),
         ids.map((id, i) => ({ slot: 0, pos: i, id })),
       );
       const got = await readF32(gpu, x, 5 * dim);
@@ -254,7 +253,7 @@ Deno.test({
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
-    const sb = stepBuffers(gpu);
+    const c = opContext(gpu);
     for (const dim of [7, 256, 1000]) {
       const r = rng(dim);
       const n = 3;
@@ -264,8 +263,8 @@ Deno.test({
       const yb = gpu.buffer("y", x.byteLength);
       const wb = gpu.buffer("w", wt.byteLength, wt);
       const toks = [0, 1, 2].map((i) => ({ slot: 0, pos: i, id: 0 }));
-      await runPlan(gpu, sb, [
-        rmsnormDispatch(gpu, sb, { x: xb, y: yb, weight: wb, dim, eps: 1e-5 }),
+      await runPlan(c, [
+        rmsnormDispatch(c, { x: xb, y: yb, weight: wb, dim, eps: 1e-5 }),
       ], toks);
       const want = new Float32Array(n * dim);
       for (let t = 0; t < n; t++) {
@@ -276,9 +275,8 @@ Deno.test({
       }
       nmseOk(await readF32(gpu, yb, n * dim), want, 1e-12, `dim ${dim}`);
       await runPlan(
-        gpu,
-        sb,
-        [rmsnormDispatch(gpu, sb, {
+        c,
+        [rmsnormDispatch(c, {
           x: xb,
           y: yb,
           weight: wb,
@@ -305,7 +303,7 @@ Deno.test({
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
-    const sb = stepBuffers(gpu);
+    const c = opContext(gpu);
     for (const [nHeads, headDim] of [[3, 8], [2, 128]]) {
       for (const interleaved of [true, false]) {
         const r = rng(headDim);
@@ -314,20 +312,15 @@ Deno.test({
         const table = ropeTable(512, headDim, 10000);
         const vb = gpu.buffer("v", v.byteLength, v);
         const tb = gpu.buffer("t", table.byteLength, table);
-        await runPlan(
-          gpu,
-          sb,
-          [ropeDispatch(gpu, sb, {
-            v: vb,
-            table: tb,
-            nHeads,
-            headDim,
-            ropeDim: headDim,
-            maxPos: 512,
-            interleaved,
-          })],
-          positions.map((pos) => ({ slot: 0, pos, id: 0 })),
-        );
+        await runPlan(c, [ropeDispatch(c, {
+          v: vb,
+          table: tb,
+          nHeads,
+          headDim,
+          ropeDim: headDim,
+          maxPos: 512,
+          interleaved,
+        })], positions.map((pos) => ({ slot: 0, pos, id: 0 })));
         const want = Float32Array.from(v);
         positions.forEach((pos, t) => {
           const row = want.subarray(
@@ -356,28 +349,39 @@ Deno.test({
 
 Deno.test({
   name:
-    "kv_store + attention (GQA 1, 2, 8; head_dim 8, 128; slots of different lengths) match the reference",
+    "kv_store + attention through the pool's row table (shuffled rows, 1, 3 and 8 pool parts; GQA 1, 2, 8; head_dim 8, 128; slots of different lengths) match the reference",
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
-    const sb = stepBuffers(gpu);
+    const c = opContext(gpu);
     for (
-      const [nHeads, nKvHeads, headDim] of [[4, 4, 8], [8, 4, 128], [8, 1, 8], [
-        16,
-        2,
-        8,
-      ]]
+      const [nHeads, nKvHeads, headDim, partRows] of [
+        [4, 4, 8, Infinity],
+        [8, 4, 128, 20],
+        [8, 1, 8, 8],
+        [16, 2, 8, Infinity],
+      ]
     ) {
       const r = rng(nHeads * 100 + headDim);
       const ctx = 40, slots = 3, kvDim = nKvHeads * headDim;
-      const kc = gpu.buffer("kc", slots * ctx * kvDim * 2);
-      const vc = gpu.buffer("vc", slots * ctx * kvDim * 2);
       const lens = [37, 1, 12]; // prompt length per slot
+      // A pool with fewer rows than (slots, ctx) and tokens in shuffled rows.
+      const dims = { nLayers: 1, slots, ctx, kvDim };
+      const pool = new KvPool(gpu, c.set.child("pool"), dims, 60, partRows);
+      const rows = Array.from({ length: 60 }, (_, i) => i);
+      for (let i = rows.length - 1; i > 0; i--) {
+        const j = Math.floor(r.u() * (i + 1));
+        [rows[i], rows[j]] = [rows[j], rows[i]];
+      }
       // Store every slot's K/V with one step of all tokens.
       const toks: StepToken[] = [];
       lens.forEach((len, slot) => {
-        for (let pos = 0; pos < len; pos++) toks.push({ slot, pos, id: 0 });
+        for (let pos = 0; pos < len; pos++) {
+          pool.assign(pool.entry(0, slot, pos), rows[toks.length]);
+          toks.push({ slot, pos, id: 0 });
+        }
       });
+      pool.flushTable();
       const n = toks.length;
       const k = r.floats(n * kvDim),
         v = r.floats(n * kvDim),
@@ -387,21 +391,14 @@ Deno.test({
       const qb = gpu.buffer("q", q.byteLength, q),
         ob = gpu.buffer("o", q.byteLength);
       const att = gpu.buffer("att", n * nHeads * ctx * 4);
-      await runPlan(gpu, sb, [
-        kvStoreDispatch(gpu, sb, {
-          k: kb,
-          v: vb,
-          kCache: kc,
-          vCache: vc,
-          kvDim,
-          ctx,
-        }),
-        attentionDispatch(gpu, sb, densePolicy(gpu), {
+      await runPlan(c, [
+        kvStoreDispatch(c, { k: kb, v: vb, kv: pool.bindings(0), kvDim }),
+        attentionDispatch(c, {
           q: qb,
           out: ob,
-          kCache: kc,
-          vCache: vc,
           att,
+          kv: pool.bindings(0),
+          policy: densePolicy(c),
           nHeads,
           nKvHeads,
           headDim,
@@ -451,7 +448,7 @@ Deno.test({
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
-    const sb = stepBuffers(gpu);
+    const c = opContext(gpu);
     const r = rng(3);
     const width = 173, n = 5;
     const g = r.floats(n * width, 3), u = r.floats(n * width);
@@ -461,8 +458,8 @@ Deno.test({
       { length: n },
       (_, i) => ({ slot: 0, pos: i, id: 0 }),
     );
-    await runPlan(gpu, sb, [
-      siluMulDispatch(gpu, sb, { gate: gb, up: ub, width }),
+    await runPlan(c, [
+      siluMulDispatch(c, { gate: gb, up: ub, width }),
     ], toks);
     nmseOk(
       await readF32(gpu, ub, g.length),
@@ -478,9 +475,8 @@ Deno.test({
     const lb = gpu.buffer("l", logits.byteLength, logits),
       ib = gpu.buffer("ids", 16);
     await runPlan(
-      gpu,
-      sb,
-      [argmaxDispatch(gpu, sb, { logits: lb, ids: ib, vocab })],
+      c,
+      [argmaxDispatch(c, { logits: lb, ids: ib, vocab })],
       toks,
       [0, 1, 2],
     );

@@ -128,7 +128,7 @@ Deno.test("dense, local, sinks, strided: hand-computed lists", () => {
   assertEquals(list(selectDense(20)), iota(0, 20));
   assertEquals(list(selectLocal(20, 5)), iota(10, 20));
   assertEquals(list(selectSinks(20, 5)), [0, 1, 2, 3, 14, 15, 16, 17, 18, 19]);
-  // m = 15, stride = 3: 0 3 6 9 12, then 15..19
+  // m = 15: floor(i * 15 / 5) = 0 3 6 9 12, then 15..19
   assertEquals(list(selectStrided(20, 5)), [
     0,
     3,
@@ -143,27 +143,27 @@ Deno.test("dense, local, sinks, strided: hand-computed lists", () => {
   ]);
   // n = 20, s = 0.8: k = 2, b = 4
   assertEquals(list(selectLocal(20, 2)), [16, 17, 18, 19]);
-  assertEquals(list(selectSinks(20, 2)), [0, 1, 2, 3]); // s = 4, no recent one
-  assertEquals(list(selectStrided(20, 2)), [0, 9, 18, 19]); // m 18, stride 9
+  assertEquals(list(selectSinks(20, 2)), [0, 1, 2, 19]); // s = min(4, b - 1) = 3
+  assertEquals(list(selectStrided(20, 2)), [0, 9, 18, 19]); // m 18: 0, 18/2
   // n = 20, s = 0.9: k = 1, b = 2
   assertEquals(list(selectLocal(20, 1)), [18, 19]);
-  assertEquals(list(selectSinks(20, 1)), [0, 1]); // s = min(4, 2)
-  assertEquals(list(selectStrided(20, 1)), [0, 19]); // m 19, stride 19
+  assertEquals(list(selectSinks(20, 1)), [0, 19]); // s = min(4, 1)
+  assertEquals(list(selectStrided(20, 1)), [0, 19]); // m 19
   // n = 8, s = 0.5: k = 2, b = 4
   assertEquals(list(selectLocal(8, 2)), [4, 5, 6, 7]);
-  assertEquals(list(selectSinks(8, 2)), [0, 1, 2, 3]);
-  assertEquals(list(selectStrided(8, 2)), [0, 3, 6, 7]); // m 6, stride 3
+  assertEquals(list(selectSinks(8, 2)), [0, 1, 2, 7]);
+  assertEquals(list(selectStrided(8, 2)), [0, 3, 6, 7]); // m 6: 0, 6/2
   // n = 8, s = 0.8/0.9: k = 1
   assertEquals(list(selectLocal(8, 1)), [6, 7]);
   assertEquals(list(selectStrided(8, 1)), [0, 7]);
   // n = 5, k = 1
   assertEquals(list(selectLocal(5, 1)), [3, 4]);
-  assertEquals(list(selectSinks(5, 1)), [0, 1]);
+  assertEquals(list(selectSinks(5, 1)), [0, 4]);
   assertEquals(list(selectStrided(5, 1)), [0, 4]);
   // n = 3, k = 1
   assertEquals(list(selectLocal(3, 1)), [1, 2]);
-  assertEquals(list(selectSinks(3, 1)), [0, 1]);
-  assertEquals(list(selectStrided(3, 1)), [0, 2]); // m 2, stride 2
+  assertEquals(list(selectSinks(3, 1)), [0, 2]);
+  assertEquals(list(selectStrided(3, 1)), [0, 2]); // m 2
   // n = 2, 1: everything
   for (const n of [1, 2]) {
     for (const f of [selectLocal, selectSinks, selectStrided]) {
@@ -172,8 +172,11 @@ Deno.test("dense, local, sinks, strided: hand-computed lists", () => {
   }
   // sinks with b > 4: n = 20, k = 3 -> b 6: 0..3 + 18, 19
   assertEquals(list(selectSinks(20, 3)), [0, 1, 2, 3, 18, 19]);
-  // strided with uneven stride: n = 20, k = 3: m 17, stride 6: 0 6 12
-  assertEquals(list(selectStrided(20, 3)), [0, 6, 12, 17, 18, 19]);
+  // strided with uneven spacing: n = 20, k = 3: m 17: floor(i * 17 / 3) = 0 5 11
+  assertEquals(list(selectStrided(20, 3)), [0, 5, 11, 17, 18, 19]);
+  // the whole budget is used: m = 9, k = 4 gives 4 older positions (a
+  // stride of ceil(9 / 4) = 3 would give only 0 3 6)
+  assertEquals(list(selectStrided(13, 4)), [0, 2, 4, 6, 9, 10, 11, 12]);
   // k >= n (minBudget): everything
   assertEquals(list(selectStrided(3, 4)), [0, 1, 2]);
   assertEquals(list(selectLocal(3, 4)), [0, 1, 2]);
@@ -185,7 +188,7 @@ Deno.test("selectStatic: spec -> k -> list, with minBudget", () => {
   const want: Record<string, number[][]> = {
     // s = 0.5
     local: [[0], [0, 1], [1, 2], [3, 4], [4, 5, 6, 7], iota(10, 20)],
-    sinks: [[0], [0, 1], [0, 1], [0, 1], [0, 1, 2, 3], [
+    sinks: [[0], [0, 1], [0, 2], [0, 4], [0, 1, 2, 7], [
       0,
       1,
       2,
@@ -226,7 +229,7 @@ Deno.test("selectStatic: spec -> k -> list, with minBudget", () => {
     list(selectStatic({ name: "sinks", sparsity: 0.9, minBudget: 8 }, 20)),
     [0, 1, 2, 3, 16, 17, 18, 19],
   );
-  // m 16, stride 4: 0 4 8 12, then 16..19
+  // m 16: floor(i * 16 / 4) = 0 4 8 12, then 16..19
   assertEquals(
     list(selectStatic({ name: "strided", sparsity: 0.9, minBudget: 8 }, 20)),
     [0, 4, 8, 12, 16, 17, 18, 19],

@@ -1,6 +1,6 @@
 // Scoring: for each output row r, nll = logsumexp(logits[r]) - logits[r,
 // target[r]] and the argmax (lowest index on ties), written at row
-// step._pad1 + r of the run's outputs, so teacher-forced decoding reads
+// step.out_offset + r of the run's outputs, so teacher-forced decoding reads
 // nothing back until the end.
 
 struct Params {
@@ -60,7 +60,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
   }
   if (li == 0u && live) {
-    let o = step._pad1 + r;
+    let o = step.out_offset + r;
     nll[o] = m + log(mx[0]) - logits[base + targets[r]];
     top[o] = arg;
   }

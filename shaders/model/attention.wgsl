@@ -1,19 +1,20 @@
 // Causal softmax attention of each step token over its sequence's cached
-// K/V (f16 pairs), with GQA: query head h reads KV head h / (n_heads /
-// n_kv_heads). One workgroup per (token, head). Scores and then the
-// normalized weights go to `att` (n_tokens, n_heads, ctx), where later
-// stages (sparse attention scores) can read them.
+// K/V, with GQA: query head h reads KV head h / (n_heads / n_kv_heads).
+// One workgroup per (token, head). Scores and then the normalized weights
+// go to `att` (n_tokens, n_heads, ctx), where later stages (the sparse
+// policies' scores) read them.
 //
 // The attended positions come from policy.wgsl: 0 .. kv_len-1 (dense, and
 // every prefill step), or the policy's ascending set on decode steps;
-// entry j of the set goes to att[t, h, j]. K and V are gathered by index
-// inside the kernel, never copied.
+// entry j of the set goes to att[t, h, j]. K and V are read by index from
+// the KV pool through the layer's row table (kv_access.wgsl), never
+// copied.
 
 struct Params {
   n_heads: u32,
   n_kv_heads: u32,
   head_dim: u32,  // elements per head
-  ctx: u32,       // positions per slot in the cache and per row of att
+  ctx: u32,       // elements per row of att (positions per sequence)
   scale: f32,     // 1 / sqrt(head_dim)
   _pad0: u32,
   _pad1: u32,
@@ -26,18 +27,15 @@ override WG: u32 = 64;
 @group(0) @binding(1) var<storage, read> step: Step;
 @group(0) @binding(2) var<storage, read> q: array<f32>;          // (n_tokens, n_heads, head_dim)
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // (n_tokens, n_heads, head_dim)
-@group(0) @binding(4) var<storage, read> k_cache: array<u32>;    // (slots, ctx, kv_dim / 2)
-@group(0) @binding(5) var<storage, read> v_cache: array<u32>;    // (slots, ctx, kv_dim / 2)
 @group(0) @binding(6) var<storage, read_write> att: array<f32>;  // (n_tokens, n_heads, ctx)
 
 var<workgroup> q_sh: array<f32, 256>;
 var<workgroup> red: array<f32, 256>;
 
-fn kv_at(cache_base: u32, pos: u32, kv_dim: u32, e: u32, is_v: bool) -> f32 {
-  let idx = (cache_base + pos * kv_dim + e);
-  var word: u32;
-  if (is_v) { word = v_cache[idx >> 1u]; } else { word = k_cache[idx >> 1u]; }
-  return unpack2x16float(word)[idx & 1u];
+// Element e of K (or V) in pool row `row`.
+fn kv_elem(row: u32, e: u32, is_v: bool) -> f32 {
+  let w = select(0u, kv.row_words / 2u, is_v) + (e >> 1u);
+  return unpack2x16float(kv_word(row, w))[e & 1u];
 }
 
 @compute @workgroup_size(WG)
@@ -48,11 +46,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var info = TokInfo(0u, 0u, 0u, 0u);
   if (live) { info = step.tok[t]; }
   let n_cached = info.kv_len;
+  let slot = info.slot;
   var n = 0u;
-  if (live) { n = att_count(t, h, p.n_heads, n_cached); }
-  let kv_dim = p.n_kv_heads * p.head_dim;
+  if (live) { n = att_count(t, slot, h, p.n_heads, n_cached); }
   let kvh = h / (p.n_heads / p.n_kv_heads);
-  let cache_base = info.slot * p.ctx * kv_dim;
   let head_off = kvh * p.head_dim;
   let q_off = (t * p.n_heads + h) * p.head_dim;
   let att_off = (t * p.n_heads + h) * p.ctx;
@@ -65,14 +62,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   // Scores and their maximum.
   var m = -3.4e38;
   // Tests: record the arithmetic policies' sets where swa/h2o keep theirs.
-  let record = live && pol.record == 1u && pol.id <= 3u;
+  let record = live && pol.record == 1u && pol.id != POLICY_SWA &&
+    pol.id != POLICY_H2O;
   if (record && li == 0u) { sel_n[t * p.n_heads + h] = n; }
   for (var j = li; j < n; j += WG) {
-    let pos = att_pos(t, h, p.n_heads, p.ctx, n_cached, j);
+    let pos = att_pos(t, slot, h, p.n_heads, p.ctx, n_cached, j);
     if (record) { sel[(t * p.n_heads + h) * p.ctx + j] = pos; }
+    let row = kv_row(slot, pos);
     var s = 0.0;
     for (var d = 0u; d < p.head_dim; d++) {
-      s += q_sh[d] * kv_at(cache_base, pos, kv_dim, head_off + d, false);
+      s += q_sh[d] * kv_elem(row, head_off + d, false);
     }
     s *= p.scale;
     att[att_off + j] = s;
@@ -113,7 +112,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   for (var d = li; d < p.head_dim; d += WG) {
     var acc = 0.0;
     for (var j = 0u; j < n; j++) {
-      acc += att[att_off + j] * kv_at(cache_base, att_pos(t, h, p.n_heads, p.ctx, n_cached, j), kv_dim, head_off + d, true);
+      let row = kv_row(slot, att_pos(t, slot, h, p.n_heads, p.ctx, n_cached, j));
+      acc += att[att_off + j] * kv_elem(row, head_off + d, true);
     }
     out[q_off + d] = acc;
   }

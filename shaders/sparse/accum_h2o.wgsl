@@ -34,9 +34,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     }
     storageBarrier();
     workgroupBarrier();
-    let cnt = att_count(t, h, p.n_heads, info.kv_len);
+    let cnt = att_count(t, info.slot, h, p.n_heads, info.kv_len);
     for (var j = li; j < cnt; j += WG) {
-      let q = att_pos(t, h, p.n_heads, p.ctx, info.kv_len, j);
+      let q = att_pos(t, info.slot, h, p.n_heads, p.ctx, info.kv_len, j);
       acc[base + q] += att[(t * p.n_heads + h) * p.ctx + j];
     }
     storageBarrier();

@@ -1,23 +1,24 @@
 // KV selection policies (src/sparse/spec.ts has the rules): which cached
 // positions each decode token attends. Dense attends 0 .. n-1; local,
-// sinks and strided are arithmetic in n; swa lists one set per token
-// (shared by heads), h2o one per (token, head), built by select_*.wgsl.
-// Every set is ascending, so sparsity 0 sums exactly like dense.
+// sinks and strided are arithmetic in n; swa lists one set per sequence
+// and layer (shared by heads, chosen one step ahead by select_swa.wgsl),
+// h2o one per (token, head), chosen in the layer by select_h2o.wgsl.
+// Every set is ascending, so sparsity 0 sums exactly like dense. The
+// POLICY_* ids are generated from src/sparse/spec.ts (POLICY_ID).
 
 struct Policy {
-  id: u32,          // 0 dense, 1 local, 2 strided, 3 sinks, 4 h2o, 5 swa
-  r: f32,           // caching ratio 1 - sparsity
-  min_k: u32,       // ceil(minBudget / 2)
-  ring: u32,        // SWA score rows kept per slot (elements of the ring axis)
-  record: u32,      // 1: attention writes the arithmetic sets to sel (tests)
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
+  id: u32,      // one of POLICY_*
+  r: f32,       // caching ratio 1 - sparsity
+  min_k: u32,   // ceil(minBudget / 2)
+  record: u32,  // 1: attention writes the arithmetic sets to sel (tests)
 }
 
 @group(0) @binding(10) var<uniform> pol: Policy;
-@group(0) @binding(11) var<storage, read_write> sel: array<u32>;   // (tokens, heads, ctx) or (tokens, ctx)
-@group(0) @binding(12) var<storage, read_write> sel_n: array<u32>; // (tokens, heads) or (tokens,)
+// swa: (slots, ctx) of this layer, entry j of slot s at s * ctx + j;
+// h2o and recorded sets: (decode tokens, heads, ctx).
+@group(0) @binding(11) var<storage, read_write> sel: array<u32>;
+// swa: (slots,); h2o and recorded sets: (decode tokens, heads).
+@group(0) @binding(12) var<storage, read_write> sel_n: array<u32>;
 
 // k of a step with n cached tokens: max(1, floor(n r / 2 + 0.5), min_k).
 fn budget_k(n: u32) -> u32 {
@@ -25,49 +26,47 @@ fn budget_k(n: u32) -> u32 {
   return max(max(1u, u32(floor(half + 0.5))), pol.min_k);
 }
 
-// Whether token t of this step runs the policy (decode) or dense (prefill).
+// Whether this step runs the policy (decode) or dense (prefill).
 fn sparse_step() -> bool {
-  return step._pad0 == 1u && pol.id != 0u;
+  return step.decode == 1u && pol.id != POLICY_DENSE;
 }
 
-// How many positions token t (head h) attends, with n cached.
-fn att_count(t: u32, h: u32, n_heads: u32, n: u32) -> u32 {
+// Strided's older positions: floor(i * m / k) for i < k, without
+// overflowing u32 for m, k <= 65535.
+fn strided_pos(i: u32, m: u32, k: u32) -> u32 {
+  return i * (m / k) + (i * (m % k)) / k;
+}
+
+// How many positions token t (of sequence `slot`, head h) attends, with n cached.
+fn att_count(t: u32, slot: u32, h: u32, n_heads: u32, n: u32) -> u32 {
   if (!sparse_step()) { return n; }
   let k = budget_k(n);
   switch pol.id {
-    case 1u, 3u: { return min(n, 2u * k); }
-    case 2u: {
-      if (k >= n) { return n; }
-      let m = n - k;
-      let stride = max(1u, (m + k - 1u) / k);
-      return (m + stride - 1u) / stride + k;
-    }
-    case 4u: { return sel_n[t * n_heads + h]; }
-    case 5u: { return sel_n[t]; }
+    case POLICY_LOCAL, POLICY_SINKS, POLICY_STRIDED: { return min(n, 2u * k); }
+    case POLICY_H2O: { return sel_n[t * n_heads + h]; }
+    case POLICY_SWA: { return sel_n[slot]; }
     default: { return n; }
   }
 }
 
 // The position of entry j of token t's (head h's) ascending set.
-fn att_pos(t: u32, h: u32, n_heads: u32, ctx: u32, n: u32, j: u32) -> u32 {
+fn att_pos(t: u32, slot: u32, h: u32, n_heads: u32, ctx: u32, n: u32, j: u32) -> u32 {
   if (!sparse_step()) { return j; }
   let k = budget_k(n);
   switch pol.id {
-    case 1u: { return n - min(n, 2u * k) + j; }
-    case 3u: {
+    case POLICY_LOCAL: { return n - min(n, 2u * k) + j; }
+    case POLICY_SINKS: {
       let b = min(n, 2u * k);
-      let s = min(4u, b);
+      let s = min(4u, b - 1u);
       return select(n - (b - s) + (j - s), j, j < s);
     }
-    case 2u: {
-      if (k >= n) { return j; }
+    case POLICY_STRIDED: {
+      if (2u * k >= n) { return j; }
       let m = n - k;
-      let stride = max(1u, (m + k - 1u) / k);
-      let c = (m + stride - 1u) / stride;
-      return select(m + (j - c), j * stride, j < c);
+      return select(m + (j - k), strided_pos(j, m, k), j < k);
     }
-    case 4u: { return sel[(t * n_heads + h) * ctx + j]; }
-    case 5u: { return sel[t * ctx + j]; }
+    case POLICY_H2O: { return sel[(t * n_heads + h) * ctx + j]; }
+    case POLICY_SWA: { return sel[slot * ctx + j]; }
     default: { return j; }
   }
 }

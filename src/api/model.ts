@@ -22,7 +22,7 @@ import type { ByteSourceInput } from "../formats/byte_source.ts";
 import type { ModelConfig } from "../formats/config.ts";
 import { defaultModelPath } from "./default_model.ts";
 import { type Gpu, openGpu } from "../gpu/device.ts";
-import type { StepToken } from "../gpu/ops.ts";
+import type { StepToken } from "../gpu/step.ts";
 import { type LlamaLoadOptions, LlamaModel } from "../model/llama.ts";
 import {
   type ModelFile,

@@ -6,6 +6,7 @@
  */
 import type { ModelFile } from "./model_file.ts";
 import type { GgufValue } from "./gguf.ts";
+import { gpuWeightOf } from "../gpu/weights.ts";
 
 /** The JSON form of `inspect --json`. */
 export interface InspectReport {
@@ -99,10 +100,10 @@ export function inspectReport(m: ModelFile): InspectReport {
     gpu: (() => {
       const weightBytes = m.tensors.reduce((n, t) => {
         if (t.shape.length === 1) return n + t.nElements * 4; // norms: f32
-        return n +
-          (["F32", "F16", "Q8_0"].includes(t.type)
-            ? t.nBytes
-            : t.nElements * 2);
+        const type = gpuWeightOf(t.type).type;
+        return n + (type === "f16" && t.type !== "F16"
+          ? t.nElements * 2 // dequantized to f16 at upload
+          : t.nBytes);
       }, 0);
       const perToken = 2 * c.nLayers * c.nKvHeads * c.headDim * 2;
       return {

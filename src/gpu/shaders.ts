@@ -1,7 +1,14 @@
 /**
- * WGSL sources, one file per op in `shaders/`, assembled with the shared
- * step table (`common.wgsl`) and, for ops that read weights, the weight
- * access helper of the weight's type (`weight_<type>.wgsl`).
+ * WGSL sources, one file per op in `shaders/` (grouped as `model/`, `kv/`,
+ * `sparse/`, `eval/`), assembled from:
+ * - the shared step table (`common.wgsl`);
+ * - for ops that see the KV policy, the policy prelude
+ *   (`sparse/policy.wgsl`) with the `POLICY_*` ids generated from
+ *   {@linkcode POLICY_ID}, the one table both sides read;
+ * - for ops that read or write K/V, the pool access prelude
+ *   (`kv/kv_access.wgsl`) generated for the pool's part count;
+ * - for ops that read weights, the access helper of the weight's type
+ *   (`model/weight_<type>.wgsl`).
  *
  * @module
  */
@@ -19,12 +26,15 @@ import matmul from "../../shaders/model/matmul.wgsl" with { type: "text" };
 import embed from "../../shaders/model/embed.wgsl" with { type: "text" };
 import rmsnorm from "../../shaders/model/rmsnorm.wgsl" with { type: "text" };
 import rope from "../../shaders/model/rope.wgsl" with { type: "text" };
-import kvStore from "../../shaders/kv/kv_store.wgsl" with { type: "text" };
 import attention from "../../shaders/model/attention.wgsl" with {
   type: "text",
 };
 import siluMul from "../../shaders/model/silu_mul.wgsl" with { type: "text" };
 import argmax from "../../shaders/model/argmax.wgsl" with { type: "text" };
+import kvAccess from "../../shaders/kv/kv_access.wgsl" with { type: "text" };
+import kvStore from "../../shaders/kv/kv_store.wgsl" with { type: "text" };
+import captureX from "../../shaders/kv/capture_x.wgsl" with { type: "text" };
+import selMask from "../../shaders/kv/sel_mask.wgsl" with { type: "text" };
 import policy from "../../shaders/sparse/policy.wgsl" with { type: "text" };
 import topk from "../../shaders/sparse/topk.wgsl" with { type: "text" };
 import selectSwa from "../../shaders/sparse/select_swa.wgsl" with {
@@ -41,6 +51,7 @@ import accumH2o from "../../shaders/sparse/accum_h2o.wgsl" with {
   type: "text",
 };
 import nll from "../../shaders/eval/nll.wgsl" with { type: "text" };
+import { POLICY_ID } from "../sparse/spec.ts";
 
 /** How a weight matrix is stored on the GPU. */
 export type GpuWeightType = "f32" | "f16" | "q8_0";
@@ -56,10 +67,12 @@ const OPS = {
   embed,
   rmsnorm,
   rope,
-  kv_store: kvStore,
   attention,
   silu_mul: siluMul,
   argmax,
+  kv_store: kvStore,
+  capture_x: captureX,
+  sel_mask: selMask,
   select_swa: selectSwa,
   score_swa: scoreSwa,
   seed_swa: seedSwa,
@@ -67,6 +80,9 @@ const OPS = {
   accum_h2o: accumH2o,
   nll,
 };
+
+/** An op name. */
+export type OpName = keyof typeof OPS;
 
 /** Ops that see the KV policy (shaders/sparse/policy.wgsl). */
 const POLICY_OPS: ReadonlySet<OpName> = new Set<OpName>([
@@ -78,21 +94,87 @@ const POLICY_OPS: ReadonlySet<OpName> = new Set<OpName>([
   "accum_h2o",
 ]);
 
-/** An op name. */
-export type OpName = keyof typeof OPS;
+/** Ops that read (attention) or write (kv_store) the KV pool. */
+const KV_OPS: Partial<Record<OpName, "read" | "read_write">> = {
+  attention: "read",
+  kv_store: "read_write",
+};
 
-/** The full source of `op` (for a weight type where the op reads weights). */
-export function shaderSource(op: OpName, weight?: GpuWeightType): {
-  name: string;
-  code: string;
-} {
+/** The `POLICY_*` constants of policy.wgsl, from {@linkcode POLICY_ID}. */
+export function policyConstants(): string {
+  return Object.entries(POLICY_ID)
+    .map(([name, id]) => `const POLICY_${name.toUpperCase()}: u32 = ${id}u;`)
+    .join("\n");
+}
+
+/**
+ * kv_access.wgsl for a pool of `parts` buffers, bound at 16, 17, ...,
+ * read-only or writable (then with `kv_set(row, w, value)`).
+ */
+export function kvAccessSource(
+  parts: number,
+  access: "read" | "read_write",
+): string {
+  if (!Number.isInteger(parts) || parts < 1 || parts > 8) {
+    throw new RangeError(`a KV pool has 1 to 8 parts, got ${parts}`);
+  }
+  const decl = Array.from(
+    { length: parts },
+    (_, i) =>
+      `@group(0) @binding(${
+        16 + i
+      }) var<storage, ${access}> kv_pool${i}: array<u32>; // (rows_per_part, row_words)`,
+  ).join("\n");
+  const cases = (body: (i: number) => string) =>
+    parts === 1 ? body(0) : `switch part {\n${
+      Array.from(
+        { length: parts },
+        (_, i) =>
+          `    ${i === parts - 1 ? "default" : `case ${i}u`}: { ${body(i)} }`,
+      ).join("\n")
+    }\n  }`;
+  let src = kvAccess
+    .replace("//KV_PART_DECLS", decl)
+    .replace("//KV_PART_READ", cases((i) => `return kv_pool${i}[i];`));
+  if (access === "read_write") {
+    src += `
+// Sets word w of pool row \`row\`.
+fn kv_set(row: u32, w: u32, value: u32) {
+  let part = row / kv.rows_per_part;
+  let i = (row - part * kv.rows_per_part) * kv.row_words + w;
+  ${cases((i) => `kv_pool${i}[i] = value;`)}
+}
+`;
+  }
+  return src;
+}
+
+/** Options for {@linkcode shaderSource}. */
+export interface ShaderVariant {
+  /** Parts of the KV pool (ops that read or write K/V), default 1. */
+  kvParts?: number;
+}
+
+/** The full source of `op` (for a weight type where the op reads weights) and its cache name. */
+export function shaderSource(
+  op: OpName,
+  weight?: GpuWeightType,
+  variant: ShaderVariant = {},
+): { name: string; code: string } {
   const parts = [common];
-  if (POLICY_OPS.has(op)) parts.push(policy);
+  let name: string = op;
+  if (POLICY_OPS.has(op)) parts.push(policyConstants(), policy);
   if (op === "select_swa" || op === "select_h2o") parts.push(topk);
-  if (weight) parts.push(WEIGHT[weight]);
+  const kv = KV_OPS[op];
+  if (kv) {
+    const n = variant.kvParts ?? 1;
+    parts.push(kvAccessSource(n, kv));
+    name += `_kv${n}`;
+  }
+  if (weight) {
+    parts.push(WEIGHT[weight]);
+    name += `_${weight}`;
+  }
   parts.push(OPS[op]);
-  return {
-    name: weight ? `${op}_${weight}` : op,
-    code: parts.join("\n"),
-  };
+  return { name, code: parts.join("\n") };
 }

@@ -7,8 +7,32 @@
  *
  * @module
  */
-import type { Gpu } from "./device.ts";
+import type { BufferSet } from "./buffers.ts";
 import type { GpuWeightType } from "./shaders.ts";
+
+/** How a stored tensor type is read and kept on the GPU. */
+export interface GpuWeightOf {
+  /** The GPU representation (a `shaders/model/weight_<type>.wgsl`). */
+  type: GpuWeightType;
+  /** What the loader hands over: f32 values, f16 bits, or the raw blocks. */
+  read: "f32" | "f16" | "raw";
+}
+
+/**
+ * The one table of stored types the GPU keeps as they are; every other
+ * type is dequantized to f16 at upload. Used by the upload path and by
+ * `inspect`'s GPU-memory estimate.
+ */
+export const GPU_WEIGHT_TYPES: Readonly<Record<string, GpuWeightOf>> = {
+  F32: { type: "f32", read: "f32" },
+  F16: { type: "f16", read: "f16" },
+  Q8_0: { type: "q8_0", read: "raw" },
+};
+
+/** How a tensor stored as `stored` goes to the GPU. */
+export function gpuWeightOf(stored: string): GpuWeightOf {
+  return GPU_WEIGHT_TYPES[stored] ?? { type: "f16", read: "f16" };
+}
 
 /** Rows [rowStart, rowStart + rows) of a matrix, in its own buffers. */
 export interface WeightPart {
@@ -32,7 +56,7 @@ export interface GpuWeight {
 }
 
 /** Bytes per row of a matrix with `cols` columns stored as `type`. */
-function rowBytes(type: GpuWeightType, cols: number): number {
+export function weightRowBytes(type: GpuWeightType, cols: number): number {
   return type === "f32" ? cols * 4 : type === "f16" ? cols * 2 : cols / 32 * 34;
 }
 
@@ -41,21 +65,27 @@ function rowBytes(type: GpuWeightType, cols: number): number {
  * raw ggml Q8_0 blocks (`q8_0`).
  */
 export function uploadWeight(
-  gpu: Gpu,
+  set: BufferSet,
   name: string,
   type: GpuWeightType,
   rows: number,
   cols: number,
   data: Float32Array | Uint16Array | Uint8Array,
   /** Largest part in bytes (default: the device's maxStorageBufferBindingSize). */
-  maxPartBytes: number = gpu.limits.maxStorageBufferBindingSize,
+  maxPartBytes: number = set.gpu.limits.maxStorageBufferBindingSize,
 ): GpuWeight {
   if (type === "q8_0" && cols % 32 !== 0) {
     throw new TypeError(`${name}: Q8_0 rows of ${cols} are not whole blocks`);
   }
-  const limit = Math.min(maxPartBytes, gpu.limits.maxStorageBufferBindingSize);
+  const limit = Math.min(
+    maxPartBytes,
+    set.gpu.limits.maxStorageBufferBindingSize,
+  );
   // Each part is its own buffer (starting at element 0), so any row split works.
-  const rowsPerPart = Math.max(1, Math.floor(limit / rowBytes(type, cols)));
+  const rowsPerPart = Math.max(
+    1,
+    Math.floor(limit / weightRowBytes(type, cols)),
+  );
   const parts: WeightPart[] = [];
   let bytes = 0;
   for (let r0 = 0; r0 < rows; r0 += rowsPerPart) {
@@ -66,14 +96,14 @@ export function uploadWeight(
       part = {
         rowStart: r0,
         rows: n,
-        w: gpu.buffer(`${name}[${r0}]`, d.byteLength, d),
+        w: set.buffer(`${name}[${r0}]`, d.byteLength, d),
       };
     } else if (type === "f16") {
       const d = (data as Uint16Array).subarray(r0 * cols, (r0 + n) * cols);
       part = {
         rowStart: r0,
         rows: n,
-        w: gpu.buffer(`${name}[${r0}]`, d.byteLength, d),
+        w: set.buffer(`${name}[${r0}]`, d.byteLength, d),
       };
     } else {
       const raw = data as Uint8Array;
@@ -89,20 +119,12 @@ export function uploadWeight(
       part = {
         rowStart: r0,
         rows: n,
-        w: gpu.buffer(`${name}.q[${r0}]`, qs.byteLength, qs),
-        ws: gpu.buffer(`${name}.d[${r0}]`, ds.byteLength, ds),
+        w: set.buffer(`${name}.q[${r0}]`, qs.byteLength, qs),
+        ws: set.buffer(`${name}.d[${r0}]`, ds.byteLength, ds),
       };
     }
     bytes += part.w.size + (part.ws?.size ?? 0);
     parts.push(part);
   }
   return { name, type, rows, cols, parts, bytes };
-}
-
-/** Frees the buffers of `w`. */
-export function destroyWeight(w: GpuWeight): void {
-  for (const p of w.parts) {
-    p.w.destroy();
-    p.ws?.destroy();
-  }
 }

@@ -1,17 +1,21 @@
 /**
  * The Llama-family forward pass on WebGPU. Config, weights and run state
  * are kept apart, as in llama2.c: the weights are uploaded once in their
- * stored type, the run state is a fixed set of activation buffers sized for
- * one step, and a step (any mix of prefill and decode tokens of several
- * sequences) is one command buffer running the same plan of dispatches.
+ * stored type (`weights.ts`), the run state is a fixed set of activation
+ * buffers sized for one step, and a step (any mix of prefill and decode
+ * tokens of several sequences) runs one plan of dispatches. K/V go through
+ * the KV store (`src/kv/store.ts`) and the attended positions come from
+ * the KV policy (`src/sparse/policy.ts`): the layer loop names neither a
+ * policy nor a storage scheme (candle's pattern: the cache is passed in).
  *
  * Per layer, for the step's n tokens (shapes in elements):
  *
  *     xn   = RMSNorm(x) * attn_norm               (n, dim)
  *     q    = Wq xn, k = Wk xn, v = Wv xn           (n, q_dim), (n, kv_dim) x2
  *     q, k = RoPE(q, k) at each token's position
- *     cache[slot, pos] = k, v                      (f16)
- *     o    = softmax(q K^T / sqrt(hd)) V           (n, q_dim), causal, GQA
+ *     kv[layer, slot, pos] = k, v                  (f16, a pool row)
+ *     o    = softmax(q K^T / sqrt(hd)) V           (n, q_dim), causal, GQA,
+ *                                                  over the policy's positions
  *     x   += Wo o
  *     xn   = RMSNorm(x) * ffn_norm
  *     h    = silu(Wgate xn) * (Wup xn)             (n, ffn_dim)
@@ -22,79 +26,44 @@
  * @module
  */
 import type { ModelConfig } from "../formats/config.ts";
+import type { ModelFile } from "../formats/model_file.ts";
+import { BufferSet } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import {
-  accumH2oDispatch,
-  argmaxDispatch,
-  attentionDispatch,
   type Dispatch,
-  embedDispatches,
   encodePlan,
-  kvStoreDispatch,
-  matmulDispatches,
-  nllDispatch,
-  type PolicyBuffers,
+  type OpContext,
   profilePlan,
-  rmsnormDispatch,
-  ropeDispatch,
-  ropeTable,
-  scoreSwaDispatch,
-  seedSwaDispatch,
-  selectH2oDispatch,
-  selectSwaDispatch,
-  siluMulDispatch,
+  withLabel,
+} from "../gpu/dispatch.ts";
+import {
   type StepBuffers,
+  stepTableBytes,
   type StepToken,
   writeStep,
-} from "../gpu/ops.ts";
-import type { GpuWeightType } from "../gpu/shaders.ts";
-import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
-import type { ModelFile } from "../formats/model_file.ts";
-import { KvCache } from "../kv/kv_cache.ts";
+} from "../gpu/step.ts";
+import type { GpuWeight } from "../gpu/weights.ts";
+import { kvStoreDispatch } from "../kv/ops.ts";
+import { type KvOptions, KvStore } from "../kv/store.ts";
+import { nllDispatch } from "../eval/ops.ts";
+import { createPolicy } from "../sparse/create_policy.ts";
+import type { KvPolicy } from "../sparse/policy.ts";
 import {
   checkSparsity,
-  POLICY_ID,
   POLICY_NAMES,
   type PolicySpec,
 } from "../sparse/spec.ts";
-
-/** Per-layer state of the sparse policies (allocated when first used). */
-interface PolicyState {
-  /** SWA: running window score S, (slots, ctx) f32 per layer. */
-  swaScore?: GPUBuffer[];
-  /** SWA: ring of score rows, (slots, ring, ctx) f32 per layer. */
-  swaRows?: GPUBuffer[];
-  /** H2O: accumulated scores A, (slots, heads, ctx) f32 per layer. */
-  h2oAcc?: GPUBuffer[];
-  /** H2O: kept flags, (slots, heads, ctx) u32 per layer. */
-  h2oKept?: GPUBuffer[];
-}
-
-function withLabel(label: string, d: Dispatch): Dispatch {
-  return { ...d, label };
-}
-
-/** One layer's weights. */
-interface LayerWeights {
-  attnNorm: GPUBuffer; // (dim,) f32
-  wq: GpuWeight; // (q_dim, dim)
-  wk: GpuWeight; // (kv_dim, dim)
-  wv: GpuWeight; // (kv_dim, dim)
-  wo: GpuWeight; // (dim, q_dim)
-  ffnNorm: GPUBuffer; // (dim,) f32
-  wGate: GpuWeight; // (ffn_dim, dim)
-  wUp: GpuWeight; // (ffn_dim, dim)
-  wDown: GpuWeight; // (dim, ffn_dim)
-}
-
-/** All weights on the GPU. */
-interface Weights {
-  tokenEmbd: GpuWeight; // (vocab, dim)
-  layers: LayerWeights[];
-  outputNorm: GPUBuffer; // (dim,) f32
-  output: GpuWeight; // (vocab, dim); the embedding when tied
-  ropeTable: GPUBuffer; // (ctx, rope_dim / 2) of (cos, sin)
-}
+import {
+  argmaxDispatch,
+  attentionDispatch,
+  embedDispatches,
+  matmulDispatches,
+  rmsnormDispatch,
+  ropeDispatch,
+  ropeTable,
+  siluMulDispatch,
+} from "./ops.ts";
+import { type UploadProgress, uploadWeights, type Weights } from "./weights.ts";
 
 /** Activation buffers for one step of up to `maxTokens` tokens. */
 interface RunState {
@@ -111,6 +80,16 @@ interface RunState {
   logits: GPUBuffer; // (maxOut, vocab)
   ids: GPUBuffer; // (maxOut,) argmax
   idsRead: GPUBuffer; // (maxOut,) staging for the readback
+  ropeTable: GPUBuffer; // (ctx, rope_dim / 2) of (cos, sin)
+}
+
+/** A step's dispatches, by stage: the layer loop is `layers[l]`. */
+interface Plan {
+  /** Owns the plan's uniforms (freed when the plan is dropped). */
+  set: BufferSet;
+  embed: Dispatch[];
+  layers: Dispatch[][];
+  out: Dispatch[];
 }
 
 /** Options for {@linkcode LlamaModel.load}. */
@@ -121,143 +100,106 @@ export interface LlamaLoadOptions {
   contextLength?: number;
   /** Tokens per step (prefill chunk), default 512 (fewer when the attention weights of a step would not fit one binding). */
   maxStepTokens?: number;
+  /** The KV store: its GPU byte budget and tiers. */
+  kv?: KvOptions;
   /** Called after each tensor is uploaded. */
-  onProgress?: (p: { loaded: number; total: number; tensor: string }) => void;
+  onProgress?: UploadProgress;
 }
 
-function gpuTypeOf(stored: string): GpuWeightType | null {
-  return stored === "F32"
-    ? "f32"
-    : stored === "F16"
-    ? "f16"
-    : stored === "Q8_0"
-    ? "q8_0"
-    : null;
+const DENSE: Required<PolicySpec> = {
+  name: "dense",
+  sparsity: 0,
+  minBudget: 0,
+};
+
+/** Checks a policy spec; TypeError for an unknown name, RangeError for bad numbers. */
+export function checkPolicySpec(
+  spec: PolicySpec,
+  ctx: number,
+): Required<PolicySpec> {
+  if (!(POLICY_NAMES as readonly string[]).includes(spec?.name)) {
+    throw new TypeError(
+      `unknown KV policy ${JSON.stringify(spec?.name)} (known: ${
+        POLICY_NAMES.join(", ")
+      })`,
+    );
+  }
+  checkSparsity(spec.sparsity);
+  const minBudget = spec.minBudget ?? 0;
+  if (!Number.isInteger(minBudget) || minBudget < 0 || minBudget > ctx) {
+    throw new RangeError(
+      `minBudget must be an integer in [0, ${ctx}], got ${spec.minBudget}`,
+    );
+  }
+  return { name: spec.name, sparsity: spec.sparsity, minBudget };
 }
 
 /** A Llama-family model on the GPU. */
 export class LlamaModel {
   private readonly sb: StepBuffers;
-  private readonly pb: PolicyBuffers;
-  private readonly plans = new Map<string, Dispatch[]>();
-  private readonly ps: PolicyState = {};
-  /** The KV policy decode steps use (default dense). */
-  private spec: Required<PolicySpec> = {
-    name: "dense",
-    sparsity: 0,
-    minBudget: 0,
-  };
-  /** SWA score rows kept per slot: at least the largest window k + 1. */
-  private ring = 0;
+  private readonly plans = new Map<string, Plan>();
+  private pol: KvPolicy;
+  /** Tests: attention records the static policies' sets (set before setPolicy). */
+  recordSelections = false;
 
   private constructor(
     readonly gpu: Gpu,
     readonly config: ModelConfig,
+    /** Every GPU buffer of the model (weights, run state, KV, policy, plans). */
+    readonly set: BufferSet,
     private readonly w: Weights,
     private readonly s: RunState,
-    readonly kv: KvCache,
+    readonly kv: KvStore,
     /** Most tokens in one step. */
     readonly maxStepTokens: number,
     /** Most output (logit) rows in one step. */
     readonly maxOut: number,
   ) {
     this.sb = {
-      step: gpu.buffer("step", 16 + maxStepTokens * 16),
-      outRows: gpu.buffer("out_rows", maxStepTokens * 4),
+      step: set.buffer("step", stepTableBytes(maxStepTokens)),
+      outRows: set.buffer("out_rows", maxStepTokens * 4),
     };
-    this.pb = {
-      policy: gpu.uniform("policy", new Uint32Array(8)),
-      sel: gpu.buffer("sel", maxStepTokens * config.nHeads * kv.ctx * 4),
-      selN: gpu.buffer("sel_n", maxStepTokens * config.nHeads * 4),
-    };
-    this.writePolicy();
+    this.pol = this.makePolicy(DENSE);
   }
 
   /** The KV policy of decode steps. */
   get policy(): Readonly<Required<PolicySpec>> {
-    return this.spec;
+    return this.pol.spec;
+  }
+
+  private makePolicy(spec: Required<PolicySpec>): KvPolicy {
+    const c = this.config;
+    return createPolicy(this.gpu, this.set, spec, {
+      nLayers: c.nLayers,
+      nHeads: c.nHeads,
+      slots: this.kv.slots,
+      ctx: this.kv.ctx,
+    }, this.recordSelections);
   }
 
   /**
    * Selects the KV policy for decode steps (prefill is always dense).
-   * RangeError for a sparsity outside [0, 1) or a negative minBudget,
+   * RangeError for a sparsity outside [0, 1) or a bad minBudget,
    * TypeError for an unknown name.
    */
   setPolicy(spec: PolicySpec): void {
-    if (!(POLICY_NAMES as readonly string[]).includes(spec.name)) {
-      throw new TypeError(
-        `unknown KV policy ${JSON.stringify(spec.name)} (known: ${
-          POLICY_NAMES.join(", ")
-        })`,
-      );
-    }
-    checkSparsity(spec.sparsity);
-    const minBudget = spec.minBudget ?? 0;
+    const s = checkPolicySpec(spec, this.kv.ctx);
+    const cur = this.pol.spec;
     if (
-      !Number.isInteger(minBudget) || minBudget < 0 || minBudget > this.kv.ctx
-    ) {
-      throw new RangeError(
-        `minBudget must be an integer in [0, ${this.kv.ctx}], got ${spec.minBudget}`,
-      );
-    }
-    this.spec = { name: spec.name, sparsity: spec.sparsity, minBudget };
-    this.ensurePolicyState();
-    this.writePolicy();
+      s.name === cur.name && s.sparsity === cur.sparsity &&
+      s.minBudget === cur.minBudget && !this.recordSelections
+    ) return;
+    this.dropPlans();
+    this.pol.set.destroy();
+    this.pol = this.makePolicy(s);
   }
 
-  /** Tests: make attention record the arithmetic policies' sets in `sel`. */
-  recordSelections = false;
-
-  private writePolicy(): void {
-    const a = new ArrayBuffer(32);
-    const u = new Uint32Array(a);
-    u[4] = this.recordSelections ? 1 : 0;
-    u[0] = POLICY_ID[this.spec.name];
-    new Float32Array(a)[1] = 1 - this.spec.sparsity;
-    u[2] = Math.ceil(this.spec.minBudget / 2);
-    u[3] = this.ring;
-    this.gpu.device.queue.writeBuffer(this.pb.policy, 0, a);
+  private dropPlans(): void {
+    for (const p of this.plans.values()) p.set.destroy();
+    this.plans.clear();
   }
 
-  private ensurePolicyState(): void {
-    const { gpu, config: c, kv } = this;
-    const perLayer = (name: string, bytes: number) =>
-      Array.from(
-        { length: c.nLayers },
-        (_, l) => gpu.buffer(`${name}.${l}`, bytes),
-      );
-    // k <= ceil(ctx / 2) + ceil(minBudget / 2); the ring holds k + 1 rows.
-    const ring = Math.ceil(kv.ctx / 2) + Math.ceil(this.spec.minBudget / 2) + 2;
-    if (this.spec.name === "swa" && (!this.ps.swaScore || ring > this.ring)) {
-      for (
-        const b of [...(this.ps.swaScore ?? []), ...(this.ps.swaRows ?? [])]
-      ) b.destroy();
-      for (const key of [...this.plans.keys()]) {
-        if (key.startsWith("swa|")) this.plans.delete(key);
-      }
-      this.ring = ring;
-      this.ps.swaScore = perLayer("swa_score", kv.slots * kv.ctx * 4);
-      this.ps.swaRows = perLayer("swa_rows", kv.slots * ring * kv.ctx * 4);
-    }
-    if (this.spec.name === "h2o" && !this.ps.h2oAcc) {
-      this.ps.h2oAcc = perLayer("h2o_acc", kv.slots * c.nHeads * kv.ctx * 4);
-      this.ps.h2oKept = perLayer("h2o_kept", kv.slots * c.nHeads * kv.ctx * 4);
-    }
-  }
-
-  /** The plan for a step: decode (policy applies) or prefill, `tt` tokens per weight read. */
-  private plan(decode: boolean, nTokens: number): Dispatch[] {
-    const tt = nTokens > 1 ? 4 : 1;
-    const key = `${this.spec.name}|${decode}|${tt}`;
-    let p = this.plans.get(key);
-    if (!p) {
-      p = this.buildPlan(tt, decode);
-      this.plans.set(key, p);
-    }
-    return p;
-  }
-
-  /** Uploads `file`'s weights and allocates the KV cache and run state. */
+  /** Uploads `file`'s weights and allocates the KV store and run state. */
   static async load(
     gpu: Gpu,
     file: ModelFile,
@@ -281,92 +223,6 @@ export class LlamaModel {
     }
     const ctx = o.contextLength ?? c.contextLength;
     const maxBatch = o.maxBatch ?? 1;
-    const total = file.tensors.length;
-    let loaded = 0;
-    const progress = (tensor: string) =>
-      o.onProgress?.({ loaded: ++loaded, total, tensor });
-
-    const matrix = async (name: string): Promise<GpuWeight> => {
-      const t = file.tensor(name);
-      const [rows, cols] = t.shape;
-      const type = gpuTypeOf(t.type);
-      let w: GpuWeight;
-      if (type === "f32") {
-        w = uploadWeight(
-          gpu,
-          name,
-          "f32",
-          rows,
-          cols,
-          await file.read(name, "f32") as Float32Array,
-        );
-      } else if (type === "f16") {
-        w = uploadWeight(
-          gpu,
-          name,
-          "f16",
-          rows,
-          cols,
-          await file.read(name, "f16") as Uint16Array,
-        );
-      } else if (type === "q8_0") {
-        w = uploadWeight(
-          gpu,
-          name,
-          "q8_0",
-          rows,
-          cols,
-          await file.readRaw(name),
-        );
-      } else {
-        // Types without a shader yet are dequantized to f16 at upload.
-        w = uploadWeight(
-          gpu,
-          name,
-          "f16",
-          rows,
-          cols,
-          await file.read(name, "f16") as Uint16Array,
-        );
-      }
-      progress(name);
-      return w;
-    };
-    const vector = async (name: string): Promise<GPUBuffer> => {
-      const v = await file.read(name, "f32") as Float32Array;
-      progress(name);
-      return gpu.buffer(name, v.byteLength, v);
-    };
-
-    const tokenEmbd = await matrix("token_embd.weight");
-    const layers: LayerWeights[] = [];
-    for (let l = 0; l < c.nLayers; l++) {
-      const b = `blk.${l}.`;
-      layers.push({
-        attnNorm: await vector(`${b}attn_norm.weight`),
-        wq: await matrix(`${b}attn_q.weight`),
-        wk: await matrix(`${b}attn_k.weight`),
-        wv: await matrix(`${b}attn_v.weight`),
-        wo: await matrix(`${b}attn_output.weight`),
-        ffnNorm: await vector(`${b}ffn_norm.weight`),
-        wGate: await matrix(`${b}ffn_gate.weight`),
-        wUp: await matrix(`${b}ffn_up.weight`),
-        wDown: await matrix(`${b}ffn_down.weight`),
-      });
-    }
-    const outputNorm = await vector("output_norm.weight");
-    const output = c.tiedEmbeddings ? tokenEmbd : await matrix("output.weight");
-    const table = ropeTable(ctx, c.ropeDim, c.ropeTheta);
-    const w: Weights = {
-      tokenEmbd,
-      layers,
-      outputNorm,
-      output,
-      ropeTable: gpu.buffer("rope_table", table.byteLength, table),
-    };
-
-    const qDim = c.nHeads * c.headDim;
-    const kvDim = c.nKvHeads * c.headDim;
     const limit = gpu.limits.maxStorageBufferBindingSize;
     // The attention weights (tokens, heads, ctx) bound the step size.
     const maxStepTokens = Math.max(
@@ -385,53 +241,82 @@ export class LlamaModel {
         `A batch of ${maxBatch} needs ${maxBatch} logit rows; this GPU binds at most ${maxOut}`,
       );
     }
-    const f = (name: string, elems: number) => gpu.buffer(name, elems * 4);
-    const T = maxStepTokens;
-    const s: RunState = {
-      x: f("x", T * c.dim),
-      xn: f("xn", T * c.dim),
-      q: f("q", T * qDim),
-      k: f("k", T * kvDim),
-      v: f("v", T * kvDim),
-      o: f("o", T * qDim),
-      gate: f("gate", T * c.ffnDim),
-      up: f("up", T * c.ffnDim),
-      att: f("att", T * c.nHeads * ctx),
-      xo: f("xo", maxOut * c.dim),
-      logits: f("logits", maxOut * c.vocabSize),
-      ids: f("ids", maxOut),
-      idsRead: gpu.device.createBuffer({
-        label: "ids_read",
-        size: Math.max(16, maxOut * 4),
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-      }),
-    };
-    const kv = new KvCache(gpu, c.nLayers, maxBatch, ctx, kvDim);
-    await gpu.device.queue.onSubmittedWorkDone();
-    gpu.check();
-    return new LlamaModel(
-      gpu,
-      { ...c, contextLength: ctx },
-      w,
-      s,
-      kv,
-      maxStepTokens,
-      maxOut,
-    );
+    const set = new BufferSet(gpu, "model");
+    try {
+      const w = await uploadWeights(set.child("weights"), file, o.onProgress);
+      const qDim = c.nHeads * c.headDim;
+      const kvDim = c.nKvHeads * c.headDim;
+      const rs = set.child("run");
+      const f = (name: string, elems: number) => rs.buffer(name, elems * 4);
+      const T = maxStepTokens;
+      const table = ropeTable(ctx, c.ropeDim, c.ropeTheta);
+      const s: RunState = {
+        x: f("x", T * c.dim),
+        xn: f("xn", T * c.dim),
+        q: f("q", T * qDim),
+        k: f("k", T * kvDim),
+        v: f("v", T * kvDim),
+        o: f("o", T * qDim),
+        gate: f("gate", T * c.ffnDim),
+        up: f("up", T * c.ffnDim),
+        att: f("att", T * c.nHeads * ctx),
+        xo: f("xo", maxOut * c.dim),
+        logits: f("logits", maxOut * c.vocabSize),
+        ids: f("ids", maxOut),
+        idsRead: rs.raw(
+          "ids_read",
+          maxOut * 4,
+          GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        ),
+        ropeTable: rs.buffer("rope_table", table.byteLength, table),
+      };
+      const kv = new KvStore(gpu, set.child("kv"), {
+        nLayers: c.nLayers,
+        slots: maxBatch,
+        ctx,
+        kvDim,
+      }, o.kv);
+      await gpu.device.queue.onSubmittedWorkDone();
+      gpu.check();
+      return new LlamaModel(
+        gpu,
+        { ...c, contextLength: ctx },
+        set,
+        w,
+        s,
+        kv,
+        maxStepTokens,
+        maxOut,
+      );
+    } catch (e) {
+      set.destroy();
+      throw e;
+    }
+  }
+
+  /** The plan for a step: decode (policy applies) or prefill, `tt` tokens per weight read. */
+  private plan(decode: boolean, nTokens: number): Plan {
+    const tt = nTokens > 1 ? 4 : 1;
+    const key = `${decode}|${tt}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      p = this.buildPlan(tt, decode, this.set.child(`plan.${key}`));
+      this.plans.set(key, p);
+    }
+    return p;
   }
 
   /** The dispatches of one step; `tt` tokens share each weight read. */
-  private buildPlan(tt: number, decode: boolean): Dispatch[] {
-    const { gpu, sb, pb, config: c, w, s, kv, ps } = this;
-    const policy = this.spec.name;
-    const kvDim = c.nKvHeads * c.headDim;
+  private buildPlan(tt: number, decode: boolean, set: BufferSet): Plan {
+    const { gpu, sb, config: c, w, s, kv, pol } = this;
+    const ctx: OpContext = { gpu, set, sb };
     const mm = (
       weight: GpuWeight,
       x: GPUBuffer,
       y: GPUBuffer,
       accumulate = false,
     ) =>
-      matmulDispatches(gpu, sb, {
+      matmulDispatches(ctx, {
         weight,
         x,
         y,
@@ -441,140 +326,110 @@ export class LlamaModel {
         tokensPerGroup: tt,
       });
     const rope = (v: GPUBuffer, nHeads: number) =>
-      ropeDispatch(gpu, sb, {
+      ropeDispatch(ctx, {
         v,
-        table: w.ropeTable,
+        table: s.ropeTable,
         nHeads,
         headDim: c.headDim,
         ropeDim: c.ropeDim,
         maxPos: kv.ctx,
         interleaved: c.ropeLayout === "interleaved",
       });
-    const plan: Dispatch[] = [
-      ...embedDispatches(gpu, sb, { weight: w.tokenEmbd, x: s.x }),
-    ];
-    w.layers.forEach((L, l) => {
-      plan.push(
-        rmsnormDispatch(gpu, sb, {
-          x: s.x,
-          y: s.xn,
-          weight: L.attnNorm,
-          dim: c.dim,
-          eps: c.normEps,
-        }),
-        ...mm(L.wq, s.xn, s.q),
-        ...mm(L.wk, s.xn, s.k),
-        ...mm(L.wv, s.xn, s.v),
-        rope(s.q, c.nHeads),
-        rope(s.k, c.nKvHeads),
-        kvStoreDispatch(gpu, sb, {
-          k: s.k,
-          v: s.v,
-          kCache: kv.layers[l].k,
-          vCache: kv.layers[l].v,
-          kvDim,
-          ctx: kv.ctx,
-        }),
-      );
-      if (decode && policy === "swa") {
-        plan.push(
-          selectSwaDispatch(gpu, sb, pb, {
-            score: ps.swaScore![l],
-            ctx: kv.ctx,
-          }),
-        );
-      }
-      if (decode && policy === "h2o") {
-        plan.push(
-          selectH2oDispatch(gpu, sb, pb, {
-            acc: ps.h2oAcc![l],
-            kept: ps.h2oKept![l],
-            ctx: kv.ctx,
-            nHeads: c.nHeads,
-          }),
-        );
-      }
-      plan.push(
-        withLabel(
-          `attention.${l}`,
-          attentionDispatch(gpu, sb, pb, {
-            q: s.q,
-            out: s.o,
-            kCache: kv.layers[l].k,
-            vCache: kv.layers[l].v,
-            att: s.att,
-            nHeads: c.nHeads,
-            nKvHeads: c.nKvHeads,
-            headDim: c.headDim,
-            ctx: kv.ctx,
-          }),
-        ),
-      );
-      if (policy === "swa") {
-        plan.push(
-          scoreSwaDispatch(gpu, sb, pb, {
-            att: s.att,
-            score: ps.swaScore![l],
-            rows: ps.swaRows![l],
-            ctx: kv.ctx,
-            nHeads: c.nHeads,
-          }),
-        );
-      }
-      if (policy === "h2o") {
-        plan.push(
-          accumH2oDispatch(gpu, sb, pb, {
-            att: s.att,
-            acc: ps.h2oAcc![l],
-            kept: ps.h2oKept![l],
-            ctx: kv.ctx,
-            nHeads: c.nHeads,
-          }),
-        );
-      }
-      plan.push(
-        ...mm(L.wo, s.o, s.x, true),
-        rmsnormDispatch(gpu, sb, {
-          x: s.x,
-          y: s.xn,
-          weight: L.ffnNorm,
-          dim: c.dim,
-          eps: c.normEps,
-        }),
-        ...mm(L.wGate, s.xn, s.gate),
-        ...mm(L.wUp, s.xn, s.up),
-        siluMulDispatch(gpu, sb, { gate: s.gate, up: s.up, width: c.ffnDim }),
-        ...mm(L.wDown, s.up, s.x, true),
-      );
-    });
-    plan.push(
-      rmsnormDispatch(gpu, sb, {
+    const layers = w.layers.map((L, l) => [
+      rmsnormDispatch(ctx, {
         x: s.x,
-        y: s.xo,
-        weight: w.outputNorm,
+        y: s.xn,
+        weight: L.attnNorm,
         dim: c.dim,
         eps: c.normEps,
-        gather: true,
       }),
-      ...matmulDispatches(gpu, sb, {
-        weight: w.output,
-        x: s.xo,
-        y: s.logits,
-        xStride: c.dim,
-        yStride: c.vocabSize,
-        outRowsOnly: true,
-        tokensPerGroup: tt,
+      ...mm(L.wq, s.xn, s.q),
+      ...mm(L.wk, s.xn, s.k),
+      ...mm(L.wv, s.xn, s.v),
+      rope(s.q, c.nHeads),
+      rope(s.k, c.nKvHeads),
+      kvStoreDispatch(ctx, {
+        k: s.k,
+        v: s.v,
+        kv: kv.bindings(l),
+        kvDim: c.nKvHeads * c.headDim,
       }),
-      argmaxDispatch(gpu, sb, {
-        logits: s.logits,
-        ids: s.ids,
-        vocab: c.vocabSize,
+      ...(decode ? pol.beforeAttention(ctx, l) : []),
+      withLabel(
+        `attention.${l}`,
+        attentionDispatch(ctx, {
+          q: s.q,
+          out: s.o,
+          att: s.att,
+          kv: kv.bindings(l),
+          policy: pol.bindings(l),
+          nHeads: c.nHeads,
+          nKvHeads: c.nKvHeads,
+          headDim: c.headDim,
+          ctx: kv.ctx,
+        }),
+      ),
+      ...pol.afterAttention(ctx, l, s.att),
+      ...mm(L.wo, s.o, s.x, true),
+      rmsnormDispatch(ctx, {
+        x: s.x,
+        y: s.xn,
+        weight: L.ffnNorm,
+        dim: c.dim,
+        eps: c.normEps,
       }),
-    );
-    return plan;
+      ...mm(L.wGate, s.xn, s.gate),
+      ...mm(L.wUp, s.xn, s.up),
+      siluMulDispatch(ctx, { gate: s.gate, up: s.up, width: c.ffnDim }),
+      ...mm(L.wDown, s.up, s.x, true),
+    ]);
+    return {
+      set,
+      embed: embedDispatches(ctx, { weight: w.tokenEmbd, x: s.x }),
+      layers,
+      out: [
+        rmsnormDispatch(ctx, {
+          x: s.x,
+          y: s.xo,
+          weight: w.outputNorm,
+          dim: c.dim,
+          eps: c.normEps,
+          gather: true,
+        }),
+        ...matmulDispatches(ctx, {
+          weight: w.output,
+          x: s.xo,
+          y: s.logits,
+          xStride: c.dim,
+          yStride: c.vocabSize,
+          outRowsOnly: true,
+          tokensPerGroup: tt,
+        }),
+        argmaxDispatch(ctx, {
+          logits: s.logits,
+          ids: s.ids,
+          vocab: c.vocabSize,
+        }),
+      ],
+    };
   }
 
-  /** Checks a step's tokens against the vocabulary and the cache. */
+  /** The policy's selection dispatches (`next`: for each token's next step). */
+  private selectPlan(next: boolean): Dispatch[] {
+    const key = `select|${next}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      const set = this.set.child(`plan.${key}`);
+      const layers = [
+        this.pol.select({ gpu: this.gpu, set, sb: this.sb }, next),
+      ];
+      p = { set, embed: [], layers, out: [] };
+      this.plans.set(key, p);
+    }
+    return p.layers[0];
+  }
+
+  /** Checks a step's tokens against the vocabulary and the store. */
   private checkStep(tokens: StepToken[], outRows: number[]): void {
     if (tokens.length === 0 || tokens.length > this.maxStepTokens) {
       throw new RangeError(
@@ -596,7 +451,12 @@ export class LlamaModel {
           })`,
         );
       }
-      if (t.pos >= this.kv.ctx) {
+      if (!Number.isInteger(t.slot) || t.slot < 0 || t.slot >= this.kv.slots) {
+        throw new RangeError(
+          `KV slot ${t.slot} does not exist (the store has ${this.kv.slots})`,
+        );
+      }
+      if (!Number.isInteger(t.pos) || t.pos < 0 || t.pos >= this.kv.ctx) {
         throw new RangeError(
           `Position ${t.pos} is past the context length ${this.kv.ctx}`,
         );
@@ -607,6 +467,40 @@ export class LlamaModel {
         throw new RangeError(`Output row ${r} is not a token of the step`);
       }
     }
+  }
+
+  /**
+   * Prepares a step: checks it, grows policy state for a prefill, writes
+   * the step table, and returns the dispatches to run in order: the
+   * policy's selection for this step where it was not chosen ahead, the
+   * forward pass, and on decode steps the selection for the next step.
+   */
+  private prepare(
+    tokens: StepToken[],
+    outRows: number[],
+    decode: boolean,
+    outOffset = 0,
+  ): Dispatch[] {
+    this.gpu.check();
+    this.checkStep(tokens, outRows);
+    if (!decode) {
+      const longest = Math.max(...tokens.map((t) => t.kvLen ?? t.pos + 1));
+      if (this.pol.reserve(longest)) this.dropPlans();
+      this.pol.forget(tokens.map((t) => t.slot));
+    }
+    writeStep(this.gpu, this.sb, tokens, outRows, { decode, outOffset });
+    const p = this.plan(decode, tokens.length);
+    const run: Dispatch[] = [];
+    if (decode && !this.pol.ready(tokens)) {
+      run.push(...this.selectPlan(false));
+      this.pol.chosen(tokens, false);
+    }
+    run.push(...p.embed, ...p.layers.flat(), ...p.out);
+    if (decode && this.pol.timing === "ahead") {
+      run.push(...this.selectPlan(true));
+      this.pol.chosen(tokens, true);
+    }
+    return run;
   }
 
   /**
@@ -621,43 +515,42 @@ export class LlamaModel {
     extra?: (enc: GPUCommandEncoder) => void,
     outOffset = 0,
   ): void {
-    this.gpu.check();
-    this.checkStep(tokens, outRows);
-    writeStep(this.gpu, this.sb, tokens, outRows, decode, outOffset);
+    const run = this.prepare(tokens, outRows, decode, outOffset);
     const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(
-      enc,
-      this.plan(decode, tokens.length),
-      tokens.length,
-      outRows.length,
-    );
+    encodePlan(enc, run, tokens.length, outRows.length);
     extra?.(enc);
     this.gpu.device.queue.submit([enc.finish()]);
   }
 
   /**
    * After prefilling slots (`lengths[i]` prompt tokens in slot `slots[i]`),
-   * seeds the SWA scores from the prompt's last attention rows. A no-op
-   * for the other policies.
+   * seeds the policy from the prompt's last attention rows (SWA) and
+   * chooses the first decode step's sets. A no-op for the other policies.
    */
   async seedPolicy(slots: number[], lengths: number[]): Promise<void> {
-    if (this.spec.name !== "swa" || slots.length === 0) return;
+    if (this.pol.timing !== "ahead" || slots.length === 0) return;
     const toks = slots.map((slot, i) => ({
       slot,
       pos: lengths[i],
       id: 0,
       kvLen: lengths[i],
     }));
-    writeStep(this.gpu, this.sb, toks, [], false);
-    const plan = this.ps.swaScore!.map((score, l) =>
-      seedSwaDispatch(this.gpu, this.sb, this.pb, {
-        score,
-        rows: this.ps.swaRows![l],
-        ctx: this.kv.ctx,
-      })
-    );
+    writeStep(this.gpu, this.sb, toks, [], { decode: false });
+    const key = "seed";
+    let p = this.plans.get(key);
+    if (!p) {
+      const set = this.set.child(`plan.${key}`);
+      p = {
+        set,
+        embed: [],
+        layers: [this.pol.seed({ gpu: this.gpu, set, sb: this.sb })],
+        out: [],
+      };
+      this.plans.set(key, p);
+    }
     const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(enc, plan, toks.length, 0);
+    encodePlan(enc, [...p.layers[0], ...this.selectPlan(true)], toks.length, 0);
+    this.pol.chosen(toks, true);
     this.gpu.device.queue.submit([enc.finish()]);
     await this.gpu.device.queue.onSubmittedWorkDone();
     this.gpu.check();
@@ -719,22 +612,15 @@ export class LlamaModel {
 
   /**
    * GPU time of every dispatch of one step (timestamp queries), for
-   * benchmarks: the step's table must have been written by a previous step
-   * or `prepare`.
+   * benchmarks.
    */
   async profileStep(
     tokens: StepToken[],
     outRows: number[],
     decode: boolean = tokens.length === 1,
   ): Promise<{ label: string; ms: number }[]> {
-    this.checkStep(tokens, outRows);
-    writeStep(this.gpu, this.sb, tokens, outRows, decode);
-    return await profilePlan(
-      this.gpu,
-      this.plan(decode, tokens.length),
-      tokens.length,
-      outRows.length,
-    );
+    const run = this.prepare(tokens, outRows, decode);
+    return await profilePlan(this.gpu, run, tokens.length, outRows.length);
   }
 
   /**
@@ -762,10 +648,11 @@ export class LlamaModel {
       }
     }
     const total = windows.reduce((a, w) => a + w.length - 1, 0);
-    const nllBuf = this.gpu.buffer("score.nll", total * 4);
-    const topBuf = this.gpu.buffer("score.top", total * 4);
-    const targets = this.gpu.buffer("score.targets", B * 4);
-    const nll = nllDispatch(this.gpu, this.sb, {
+    const set = this.set.child("score");
+    const nllBuf = set.buffer("nll", total * 4);
+    const topBuf = set.buffer("top", total * 4);
+    const targets = set.buffer("targets", B * 4);
+    const nll = nllDispatch({ gpu: this.gpu, set, sb: this.sb }, {
       logits: this.s.logits,
       targets,
       nll: nllBuf,
@@ -806,17 +693,17 @@ export class LlamaModel {
       });
       return { nll: outN, top: outT };
     } finally {
-      nllBuf.destroy();
-      topBuf.destroy();
-      targets.destroy();
+      set.destroy();
     }
   }
 
   /**
    * For tests: runs a step like `stepArgmax` and copies, right after layer
-   * `layer`'s attention, the positions each token attended (`sel`, `selN`,
-   * meaningful for swa/h2o decode steps) and the attention weights `att`
-   * (tokens, heads, ctx), entry j of a token's set at index j.
+   * `layer`'s attention (and the policy's update that follows it), the
+   * positions each token attended (`sel`, `selN`: for swa (tokens, ctx)
+   * and (tokens,), shared by the heads; for h2o and recorded static sets
+   * (tokens, heads, ctx) and (tokens, heads)) and the attention weights
+   * `att` (tokens, heads, ctx), entry j of a token's set at index j.
    */
   async stepCapture(
     tokens: StepToken[],
@@ -826,100 +713,72 @@ export class LlamaModel {
   ): Promise<
     { ids: Uint32Array; sel: Uint32Array; selN: Uint32Array; att: Float32Array }
   > {
-    const plan = this.plan(decode, tokens.length);
-    const at = plan.findIndex((d) => d.label === `attention.${layer}`);
-    if (at < 0) throw new RangeError(`no layer ${layer}`);
-    // The policy's own update for that layer runs before the copy too.
-    const cut = plan[at + 1]?.label.startsWith("score_swa") ||
-        plan[at + 1]?.label.startsWith("accum_h2o")
-      ? at + 2
-      : at + 1;
-    const copies = [this.pb.sel, this.pb.selN, this.s.att].map((b) =>
-      this.gpu.device.createBuffer({
-        size: b.size,
-        usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      })
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.nLayers) {
+      throw new RangeError(`no layer ${layer}`);
+    }
+    const run = this.prepare(tokens, outRows, decode);
+    const at = run.findIndex((d) => d.label === `attention.${layer}`);
+    const after = run.findIndex((d, i) =>
+      i > at && !/^(score_swa|accum_h2o)/.test(d.label)
     );
-    this.gpu.check();
-    this.checkStep(tokens, outRows);
-    writeStep(this.gpu, this.sb, tokens, outRows, decode);
-    const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(enc, plan.slice(0, cut), tokens.length, outRows.length);
-    [this.pb.sel, this.pb.selN, this.s.att].forEach((b, i) =>
-      enc.copyBufferToBuffer(b, 0, copies[i], 0, b.size)
-    );
-    encodePlan(enc, plan.slice(cut), tokens.length, outRows.length);
-    enc.copyBufferToBuffer(
-      this.s.ids,
-      0,
-      this.s.idsRead,
-      0,
-      Math.max(16, Math.ceil(outRows.length / 4) * 16),
-    );
-    this.gpu.device.queue.submit([enc.finish()]);
-    const [sel, selN, att] = await Promise.all(
-      copies.map((b) => this.gpu.read(b)),
-    );
-    await this.gpu.mapOrLost(this.s.idsRead);
-    const ids = new Uint32Array(
-      this.s.idsRead.getMappedRange().slice(0, outRows.length * 4),
-    );
-    this.s.idsRead.unmap();
-    for (const b of copies) b.destroy();
-    return {
-      ids,
-      sel: new Uint32Array(sel),
-      selN: new Uint32Array(selN),
-      att: new Float32Array(att),
-    };
+    const cut = after < 0 ? run.length : after;
+    const pb = this.pol.bindings(layer);
+    const src = [pb[11], pb[12], this.s.att];
+    const set = this.set.child("capture");
+    try {
+      const copies = src.map((b, i) =>
+        set.raw(
+          `copy${i}`,
+          b.size,
+          GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        )
+      );
+      const enc = this.gpu.device.createCommandEncoder();
+      encodePlan(enc, run.slice(0, cut), tokens.length, outRows.length);
+      src.forEach((b, i) => enc.copyBufferToBuffer(b, 0, copies[i], 0, b.size));
+      encodePlan(enc, run.slice(cut), tokens.length, outRows.length);
+      enc.copyBufferToBuffer(
+        this.s.ids,
+        0,
+        this.s.idsRead,
+        0,
+        Math.max(16, Math.ceil(outRows.length / 4) * 16),
+      );
+      this.gpu.device.queue.submit([enc.finish()]);
+      const [sel, selN, att] = await Promise.all(
+        copies.map((b) => this.gpu.read(b)),
+      );
+      await this.gpu.mapOrLost(this.s.idsRead);
+      const ids = new Uint32Array(
+        this.s.idsRead.getMappedRange().slice(0, outRows.length * 4),
+      );
+      this.s.idsRead.unmap();
+      let selU = new Uint32Array(sel), selNU = new Uint32Array(selN);
+      if (this.pol.timing === "ahead") {
+        // swa keeps one set per slot: list them per token.
+        const ctx = this.kv.ctx;
+        const bySlot = selU, nBySlot = selNU;
+        selU = new Uint32Array(tokens.length * ctx);
+        selNU = new Uint32Array(tokens.length);
+        tokens.forEach((t, i) => {
+          selU.set(bySlot.subarray(t.slot * ctx, (t.slot + 1) * ctx), i * ctx);
+          selNU[i] = nBySlot[t.slot];
+        });
+      }
+      return { ids, sel: selU, selN: selNU, att: new Float32Array(att) };
+    } finally {
+      set.destroy();
+    }
   }
 
-  /** GPU bytes held: weights, KV cache and run state. */
+  /** GPU bytes held: weights, KV store, policy state, run state and plans. */
   get gpuBytes(): number {
-    const ws = [
-      this.w.tokenEmbd,
-      ...(this.w.output !== this.w.tokenEmbd ? [this.w.output] : []),
-    ];
-    let n = ws.reduce((a, w) => a + w.bytes, 0) + this.w.outputNorm.size +
-      this.w.ropeTable.size;
-    for (const L of this.w.layers) {
-      n += L.attnNorm.size + L.ffnNorm.size;
-      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) {
-        n += m.bytes;
-      }
-    }
-    for (const b of Object.values(this.s)) n += (b as GPUBuffer).size;
-    for (const b of [this.pb.policy, this.pb.sel, this.pb.selN]) n += b.size;
-    for (const list of Object.values(this.ps)) {
-      for (const b of list as GPUBuffer[]) {
-        n += b.size;
-      }
-    }
-    return n + this.kv.bytes + this.sb.step.size + this.sb.outRows.size;
+    return this.set.bytes;
   }
 
   /** Frees every GPU buffer of the model. */
   dispose(): void {
-    destroyWeight(this.w.tokenEmbd);
-    if (this.w.output !== this.w.tokenEmbd) destroyWeight(this.w.output);
-    for (const L of this.w.layers) {
-      L.attnNorm.destroy();
-      L.ffnNorm.destroy();
-      for (const m of [L.wq, L.wk, L.wv, L.wo, L.wGate, L.wUp, L.wDown]) {
-        destroyWeight(m);
-      }
-    }
-    this.w.outputNorm.destroy();
-    this.w.ropeTable.destroy();
-    for (const b of Object.values(this.s)) (b as GPUBuffer).destroy();
-    this.kv.destroy();
-    this.sb.step.destroy();
-    this.sb.outRows.destroy();
-    for (const b of [this.pb.policy, this.pb.sel, this.pb.selN]) b.destroy();
-    for (const list of Object.values(this.ps)) {
-      for (const b of list as GPUBuffer[]) {
-        b.destroy();
-      }
-    }
+    this.plans.clear();
+    this.set.destroy();
   }
 }

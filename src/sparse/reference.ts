@@ -113,15 +113,15 @@ export function selectLocal(n: number, k: number): Int32Array {
 }
 
 /**
- * sinks (StreamingLLM): the first s = min(4, b) positions plus the last
- * b - s, with b = min(n, 2k). (The two never overlap since b <= n. When
- * b <= 4 no recent position is attended, not even the current token.)
+ * sinks (StreamingLLM): the first s = min(4, b - 1) positions plus the
+ * last b - s, with b = min(n, 2k): the current token is always attended.
+ * (The two never overlap since b <= n.)
  */
 export function selectSinks(n: number, k: number): Int32Array {
   checkN(n);
   checkK(k);
   const b = Math.min(n, 2 * k);
-  const s = Math.min(4, b);
+  const s = Math.min(4, b - 1);
   const out = new Int32Array(b);
   for (let j = 0; j < s; j++) out[j] = j;
   for (let j = s; j < b; j++) out[j] = n - (b - s) + (j - s);
@@ -130,19 +130,17 @@ export function selectSinks(n: number, k: number): Int32Array {
 
 /**
  * strided (Sparse Transformer): the last k positions plus, of the older
- * m = n - k, positions 0, stride, 2 stride, ... < m with
- * stride = max(1, ceil(m / k)) (integer arithmetic). k >= n: all of [0, n).
+ * m = n - k, the k evenly spaced positions floor(i * m / k), i < k (so the
+ * whole budget b = min(n, 2k) is used). 2k >= n: all of [0, n).
  */
 export function selectStrided(n: number, k: number): Int32Array {
   checkN(n);
   checkK(k);
-  if (k >= n) return range(0, n);
+  if (2 * k >= n) return range(0, n);
   const m = n - k;
-  const stride = Math.max(1, Math.floor((m + k - 1) / k));
-  const c = Math.floor((m + stride - 1) / stride);
-  const out = new Int32Array(c + k);
-  for (let j = 0; j < c; j++) out[j] = j * stride;
-  for (let j = 0; j < k; j++) out[c + j] = m + j;
+  const out = new Int32Array(2 * k);
+  for (let i = 0; i < k; i++) out[i] = Math.floor(i * m / k);
+  for (let j = 0; j < k; j++) out[k + j] = m + j;
   return out;
 }
 

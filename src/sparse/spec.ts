@@ -18,11 +18,12 @@
  *
  * - dense: all of [0, n).
  * - local: the last b positions [n - b, n).
- * - sinks (StreamingLLM): the first s = min(4, b) positions plus the last
- *   b - s positions (a position in both counts once).
- * - strided (Sparse Transformer): the last k positions [n - k, n) plus,
- *   of the older m = n - k positions, every stride-th from 0:
- *   stride = max(1, ceil(m / k)), positions 0, stride, 2 stride, ... < m.
+ * - sinks (StreamingLLM): the first s = min(4, b - 1) positions plus the
+ *   last b - s positions (so the current token is always attended).
+ * - strided (Sparse Transformer): all of [0, n) when 2k >= n; otherwise
+ *   the last k positions [n - k, n) plus, of the older m = n - k
+ *   positions, the k evenly spaced ones floor(i * m / k), i = 0 .. k-1
+ *   (so strided uses its whole budget b = 2k, like the others).
  * - swa (ALISA): the last k positions [n - k, n) plus the k positions of
  *   [0, n - k) with the highest score S (all of them when n - k <= k);
  *   ties go to the smaller position, and a score <= 0 (the running sum
