@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { BufferSet } from "../gpu/buffers.ts";
+import type { BufferSet } from "../gpu/buffers.ts";
 import type { Dispatch, OpContext } from "../gpu/dispatch.ts";
 import type { StepToken } from "../gpu/step.ts";
 import { budgetK, POLICY_ID, type PolicySpec } from "./spec.ts";
