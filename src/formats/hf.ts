@@ -20,6 +20,7 @@ import {
   type ModelConfig,
   type TokenizerInfo,
 } from "./config.ts";
+import { exists, readJson } from "./json.ts";
 import { SafetensorsFile, type SafetensorsTensorInfo } from "./safetensors.ts";
 import { join } from "node:path";
 
@@ -90,36 +91,6 @@ export interface HfTensor extends SafetensorsTensorInfo {
 export interface HfOpenOptions {
   /** Permute Llama Q/K rows to interleaved RoPE order (default true). */
   permuteQK?: boolean;
-}
-
-async function readJson(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new TypeError(`${path} is missing`);
-    }
-    throw e;
-  }
-  try {
-    const v = JSON.parse(text);
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      throw new TypeError("not a JSON object");
-    }
-    return v;
-  } catch (e) {
-    throw new TypeError(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** An open Hugging Face model directory. */

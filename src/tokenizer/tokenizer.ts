@@ -46,6 +46,13 @@ import {
 } from "../../wasm/pkg/alisa_wasm.js";
 import type { GgufValue } from "../formats/gguf.ts";
 import type { ModelFile } from "../formats/model_file.ts";
+import {
+  brief,
+  exists,
+  isObject,
+  type Json,
+  readOptionalJson,
+} from "../formats/json.ts";
 import { join } from "node:path";
 
 /** Piece types, as SentencePiece and GGUF `tokenizer.ggml.token_type` number them. */
@@ -216,37 +223,6 @@ function bool(v: unknown, what: string, dflt: boolean): boolean {
   return v;
 }
 
-async function readOptionalJson(
-  path: string,
-): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new TypeError(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new TypeError(`${path} is not a JSON object`);
-  }
-  return v as Record<string, unknown>;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The text of a `tokenizer_config.json` token entry: `"<s>"` or `{ content: "<s>" }`. */
 function tokenContent(v: unknown): string | null {
   if (typeof v === "string") return v;
@@ -282,18 +258,6 @@ function checkPre(pre: string, what: string): void {
   } catch (e) {
     throw new TypeError(`${what}: ${(e as Error).message}`);
   }
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** A short JSON rendering of `v` for messages. */
-function brief(v: unknown): string {
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 }
 
 /** The pre-tokenizer name and `add_prefix_space` of a `tokenizer.json` `pre_tokenizer`. */
