@@ -29,12 +29,9 @@ import {
   assertThrows,
 } from "@std/assert";
 import { hasShared, sharedPath } from "./_shared.ts";
-import {
-  BPE_PRE_TOKENIZERS,
-  type BpeVocab,
-  Tokenizer,
-  TokenType,
-} from "../src/tokenizer/tokenizer.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { BPE_PRE_TOKENIZERS } from "../src/tokenizer/bpe.ts";
+import { type BpeVocab, TokenType } from "../src/tokenizer/vocab.ts";
 import type { GgufValue } from "../src/formats/gguf.ts";
 import { BpeTokenizer } from "../wasm/pkg/alisa_wasm.js";
 // deno-lint-ignore no-import-prefix
