@@ -252,13 +252,25 @@ export class Tokenizer {
     return new Tokenizer(vocab, { name: dir });
   }
 
-  /** The tokenizer of an open model file (GGUF or Hugging Face directory). */
-  static async fromModelFile(model: ModelFile): Promise<Tokenizer> {
-    if (model.gguf) return Tokenizer.fromGguf(model.gguf);
-    if (model.hf) return await Tokenizer.fromHfDir(model.hf.dir);
-    throw new TypeError(
-      `Cannot load tokenizer of ${model.name}: unknown format`,
-    );
+  /**
+   * The tokenizer of an open model file (GGUF or Hugging Face directory),
+   * made from the vocabulary read when it was opened, which
+   * `model.tokenizer` summarizes.
+   */
+  static fromModelFile(model: ModelFile): Promise<Tokenizer> {
+    // A promise, as when this read the files; errors are rejections.
+    return Promise.try(() => {
+      if (model.vocabulary === null) {
+        throw new TypeError(
+          `Cannot load tokenizer of ${model.name}: it has no tokenizer (${
+            model.format === "gguf"
+              ? "tokenizer.ggml.model is absent or none"
+              : "no tokenizer.model or tokenizer.json"
+          })`,
+        );
+      }
+      return new Tokenizer(model.vocabulary, { name: model.name });
+    });
   }
 
   /** Token ids of `text`: BOS/EOS as the model says unless `addSpecial` is false. */
