@@ -133,8 +133,7 @@ function bpeVocab(md: Metadata): Vocabulary {
   if (!Array.isArray(merges) || merges.some((m) => typeof m !== "string")) {
     throw new TypeError("tokenizer.ggml.merges must be an array of strings");
   }
-  const types = perToken(md, "tokenizer.ggml.token_type", n) ??
-    new Int32Array(n).fill(TokenType.NORMAL);
+  const types = perToken(md, "tokenizer.ggml.token_type", n);
   const pre = md.get("tokenizer.ggml.pre") ?? "default";
   if (typeof pre !== "string") {
     throw new TypeError("tokenizer.ggml.pre must be a string");
@@ -148,7 +147,6 @@ function bpeVocab(md: Metadata): Vocabulary {
   return {
     kind: "bpe",
     pieces,
-    types,
     merges: merges as string[],
     pre,
     unk: id("unknown_token_id"),
@@ -159,5 +157,7 @@ function bpeVocab(md: Metadata): Vocabulary {
     addSpacePrefix: false,
     ignoreMerges: llama3,
     normalize: null,
+    // Allocated last, once everything else is known good.
+    types: types ?? new Int32Array(n).fill(TokenType.NORMAL),
   };
 }

@@ -39,11 +39,7 @@ import {
 /** The text of a `tokenizer_config.json` token entry: `"<s>"` or `{ content: "<s>" }`. */
 function tokenContent(v: unknown): string | null {
   if (typeof v === "string") return v;
-  if (typeof v === "object" && v !== null && "content" in v) {
-    const c = (v as { content: unknown }).content;
-    if (typeof c === "string") return c;
-  }
-  return null;
+  return isObject(v) && typeof v.content === "string" ? v.content : null;
 }
 
 /** The pre-tokenizer name and `add_prefix_space` of a `tokenizer.json` `pre_tokenizer`. */
@@ -307,6 +303,56 @@ export async function vocabFromHfDir(dir: string): Promise<Vocabulary | null> {
 }
 
 /**
+ * The tokens `tokenizer_config.json`'s `added_tokens_decoder` adds past the
+ * end of `tokenizer.model` (those within it must be its pieces), in id order.
+ */
+function addedTokens(
+  cfg: Json,
+  cfgPath: string,
+  pieces: readonly string[],
+): { content: string; type: number }[] {
+  const added = cfg.added_tokens_decoder;
+  if (added === undefined) return [];
+  if (!isObject(added)) {
+    throw new TypeError(`${cfgPath}: added_tokens_decoder is not an object`);
+  }
+  const entries = Object.entries(added)
+    .map(([k, v]) => [Number(k), v] as const)
+    .sort((a, b) => a[0] - b[0]);
+  const out: { content: string; type: number }[] = [];
+  for (const [id, v] of entries) {
+    const content = tokenContent(v);
+    if (!Number.isInteger(id) || id < 0 || content === null) {
+      throw new TypeError(
+        `${cfgPath}: added_tokens_decoder has an invalid entry for ${id}`,
+      );
+    }
+    if (id < pieces.length) {
+      if (pieces[id] !== content) {
+        throw new TypeError(
+          `${cfgPath}: added token ${id} is ${
+            JSON.stringify(content)
+          } but tokenizer.model has ${JSON.stringify(pieces[id])}`,
+        );
+      }
+      continue;
+    }
+    const next = pieces.length + out.length;
+    if (id !== next) {
+      throw new RangeError(
+        `${cfgPath}: added token id ${id} leaves a gap after the ${next} tokens`,
+      );
+    }
+    const special = isObject(v) && v.special === true;
+    out.push({
+      content,
+      type: special ? TokenType.CONTROL : TokenType.USER_DEFINED,
+    });
+  }
+  return out;
+}
+
+/**
  * A SentencePiece BPE vocabulary from the bytes of `tokenizer.model` (read
  * from `spmPath`) and a parsed `tokenizer_config.json` (from `cfgPath`).
  */
@@ -322,46 +368,13 @@ function spmVocabFromModel(
   } catch (e) {
     throw withPrefix(spmPath, e);
   }
-  const pieces = m.pieces;
-  const scores = Array.from(m.scores);
-  const types = Array.from(m.types);
-  // Tokens added on top of tokenizer.model (ids past its end).
-  const added = cfg.added_tokens_decoder;
-  if (added !== undefined) {
-    if (!isObject(added)) {
-      throw new TypeError(`${cfgPath}: added_tokens_decoder is not an object`);
-    }
-    const entries = Object.entries(added)
-      .map(([k, v]) => [Number(k), v] as const)
-      .sort((a, b) => a[0] - b[0]);
-    for (const [id, v] of entries) {
-      const content = tokenContent(v);
-      if (!Number.isInteger(id) || id < 0 || content === null) {
-        throw new TypeError(
-          `${cfgPath}: added_tokens_decoder has an invalid entry for ${id}`,
-        );
-      }
-      if (id < pieces.length) {
-        if (pieces[id] !== content) {
-          throw new TypeError(
-            `${cfgPath}: added token ${id} is ${
-              JSON.stringify(content)
-            } but tokenizer.model has ${JSON.stringify(pieces[id])}`,
-          );
-        }
-        continue;
-      }
-      if (id !== pieces.length) {
-        throw new RangeError(
-          `${cfgPath}: added token id ${id} leaves a gap after the ${pieces.length} tokens`,
-        );
-      }
-      const special = isObject(v) && v.special === true;
-      pieces.push(content);
-      scores.push(0);
-      types.push(special ? TokenType.CONTROL : TokenType.USER_DEFINED);
-    }
-  }
+  const added = addedTokens(cfg, cfgPath, m.pieces);
+  const pieces = [...m.pieces, ...added.map((a) => a.content)];
+  const scores = new Float32Array(pieces.length);
+  scores.set(m.scores);
+  const types = new Int32Array(pieces.length);
+  types.set(m.types);
+  types.set(added.map((a) => a.type), m.types.length);
   const n = pieces.length;
   // tokenizer_config.json names the token; else the model's trainer spec.
   const named = (key: string, fallback: number): number | null => {
