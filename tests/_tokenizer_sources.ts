@@ -13,8 +13,16 @@ import { buildGguf, GGML, type GgufKv, GT } from "./_gguf_writer.ts";
 
 type Json = Record<string, unknown>;
 
-/** GGUF `tokenizer.ggml.*` metadata of a tokenizer.json, as llama.cpp's converter writes it. */
-export function ggufOf(tj: Json, pre: string | null): Map<string, GgufValue> {
+/**
+ * GGUF `tokenizer.ggml.*` metadata of a tokenizer.json, as llama.cpp's
+ * converter writes it, with `bos_token_id` / `eos_token_id` when `ids` gives
+ * them.
+ */
+export function ggufOf(
+  tj: Json,
+  pre: string | null,
+  ids: { bos?: number; eos?: number } = {},
+): Map<string, GgufValue> {
   const model = tj.model as {
     vocab: Record<string, number>;
     merges: unknown[];
@@ -43,6 +51,8 @@ export function ggufOf(tj: Json, pre: string | null): Map<string, GgufValue> {
     ["tokenizer.ggml.merges", merges],
   ]);
   if (pre !== null) md.set("tokenizer.ggml.pre", pre);
+  if (ids.bos !== undefined) md.set("tokenizer.ggml.bos_token_id", ids.bos);
+  if (ids.eos !== undefined) md.set("tokenizer.ggml.eos_token_id", ids.eos);
   return md;
 }
 

@@ -110,8 +110,9 @@ Deno.test({
     // Byte-level BPE has no default ids; Llama 3's pre-tokenizer adds BOS.
     const gpt2 = vocabFromGguf(ggufOf(gpt2TokenizerJson(), "gpt2"));
     assertEquals(pick(gpt2), ["bpe", null, null, null, false, false, false]);
-    const l3 = ggufOf(lenml(lenmlLlama3).tokenizerJSON, "llama-bpe");
-    l3.set("tokenizer.ggml.bos_token_id", 128000);
+    const l3 = ggufOf(lenml(lenmlLlama3).tokenizerJSON, "llama-bpe", {
+      bos: 128000,
+    });
     const v = vocabFromGguf(l3)!;
     assertEquals(pick(v), ["bpe", null, 128000, null, true, false, false]);
     assert(v.kind === "bpe" && v.ignoreMerges && v.pre === "llama-bpe");
@@ -213,22 +214,14 @@ async function sources(): Promise<{ list: Source[]; cleanup: () => void }> {
   }
   list.push({ label: "embedded", input: defaultModelPath(), want: [1, 2] });
   // Byte-level BPE as GGUF files.
-  const gpt2 = ggufOf(gpt2TokenizerJson(), "gpt2");
-  gpt2.set("tokenizer.ggml.bos_token_id", 50256);
-  gpt2.set("tokenizer.ggml.eos_token_id", 50256);
-  list.push({
-    label: "GGUF gpt2",
-    input: tinyGguf(gpt2),
-    want: [50256, 50256],
-  });
-  const l3 = ggufOf(lenml(lenmlLlama3).tokenizerJSON, "llama-bpe");
-  l3.set("tokenizer.ggml.bos_token_id", 128000);
-  l3.set("tokenizer.ggml.eos_token_id", 128001);
-  list.push({
-    label: "GGUF llama-bpe",
-    input: tinyGguf(l3),
-    want: [128000, 128001],
-  });
+  const gguf = [
+    ["GGUF gpt2", gpt2TokenizerJson(), "gpt2", 50256, 50256],
+    ["GGUF llama-bpe", jsonOf(lenmlLlama3)[0], "llama-bpe", 128000, 128001],
+  ] as const;
+  for (const [label, tj, pre, bos, eos] of gguf) {
+    const input = tinyGguf(ggufOf(tj, pre, { bos, eos }));
+    list.push({ label, input, want: [bos, eos] });
+  }
   // SentencePiece GGUF metadata without ids: llama.cpp's defaults.
   if (haveAusten) {
     const bare = await austenTokenizerMetadata(
