@@ -141,7 +141,10 @@ export {
   type Vocabulary,
   type VocabularyBase,
 } from "./src/tokenizer/vocab.ts";
-export { vocabFromGguf } from "./src/tokenizer/vocab_gguf.ts";
+export {
+  type GgufMetadata,
+  vocabFromGguf,
+} from "./src/tokenizer/vocab_gguf.ts";
 export {
   vocabFromHfDir,
   vocabFromTokenizerJson,

@@ -56,7 +56,6 @@
  *
  * @module
  */
-import type { GgufValue } from "../formats/gguf.ts";
 import { isObject } from "../formats/json.ts";
 import type { ModelFile } from "../formats/model_file.ts";
 import { bpeCore } from "./bpe.ts";
@@ -68,12 +67,13 @@ import {
   bpeVocabulary,
   checkVocabulary,
   GGUF_MODEL,
+  prefixed,
   type SpmVocab,
   TokenType,
   type Vocabulary,
   withPrefix,
 } from "./vocab.ts";
-import { vocabFromGguf } from "./vocab_gguf.ts";
+import { type GgufMetadata, vocabFromGguf } from "./vocab_gguf.ts";
 import { vocabFromHfDir, vocabFromTokenizerJson } from "./vocab_hf.ts";
 
 /** Options for {@linkcode Tokenizer.encode}. */
@@ -104,17 +104,15 @@ export interface TokenizerOptions {
 
 /** Metadata source for {@linkcode Tokenizer.fromGguf}: a `GgufFile` or anything with its `metadata`. */
 export interface GgufLike {
-  metadata: ReadonlyMap<string, GgufValue>;
+  /** GGUF metadata (the `tokenizer.ggml.*` keys are read). */
+  metadata: GgufMetadata;
+  /** Where it came from, for messages. */
   source?: { name: string };
 }
 
 /** `f()`, its TypeError or RangeError prefixed "Cannot load tokenizer of NAME: ". */
 function loading<T>(name: string, f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw withPrefix(`Cannot load tokenizer of ${name}`, e);
-  }
+  return prefixed(`Cannot load tokenizer of ${name}`, f);
 }
 
 /** A SentencePiece BPE or byte-level BPE tokenizer. */

@@ -55,6 +55,7 @@ export interface VocabularyBase {
 
 /** A SentencePiece BPE vocabulary (Llama 1/2, TinyLlama, Mistral; GGUF `llama`). */
 export interface SpmVocabulary extends VocabularyBase {
+  /** SentencePiece BPE. */
   kind: "spm";
   /** Merge priority by id (higher merges first), as many as `pieces`. */
   scores: ArrayLike<number>;
@@ -62,6 +63,7 @@ export interface SpmVocabulary extends VocabularyBase {
 
 /** A byte-level BPE vocabulary (GPT-2, Llama 3, Qwen2, SmolLM; GGUF `gpt2`). */
 export interface BpeVocabulary extends VocabularyBase {
+  /** Byte-level BPE. */
   kind: "bpe";
   /** Merges by rank (first merges first): `"Ġ t"` strings or `["Ġ", "t"]` pairs. */
   merges: readonly string[] | readonly (readonly [string, string])[];
@@ -92,10 +94,13 @@ export interface BpeVocab extends
     BpeVocabulary,
     "kind" | "unk" | "ignoreMerges" | "addSpacePrefix" | "normalize"
   > {
+  /** Unknown-token id (default null). */
   unk?: number | null;
+  /** {@linkcode BpeVocabulary}'s `ignoreMerges` (default false). */
   ignoreMerges?: boolean;
-  /** {@linkcode BpeVocabulary}'s `addSpacePrefix`. */
+  /** {@linkcode BpeVocabulary}'s `addSpacePrefix` (default false). */
   addPrefixSpace?: boolean;
+  /** {@linkcode BpeVocabulary}'s `normalize` (default null). */
   normalize?: "NFC" | null;
 }
 

@@ -25,10 +25,11 @@ import {
   type Vocabulary,
 } from "./vocab.ts";
 
-type Metadata = ReadonlyMap<string, GgufValue>;
+/** GGUF metadata, as `GgufFile.metadata` has it. */
+export type GgufMetadata = ReadonlyMap<string, GgufValue>;
 
 /** `tokenizer.ggml.tokens`: a TypeError unless an array of strings. */
-function tokens(md: Metadata): string[] {
+function tokens(md: GgufMetadata): string[] {
   const pieces = md.get("tokenizer.ggml.tokens");
   if (pieces === undefined) {
     throw new TypeError("tokenizer.ggml.tokens is absent");
@@ -41,7 +42,7 @@ function tokens(md: Metadata): string[] {
 
 /** A per-token array (`scores`, `token_type`): `n` numbers, or undefined when absent. */
 function perToken(
-  md: Metadata,
+  md: GgufMetadata,
   key: string,
   n: number,
 ): ArrayLike<number> | undefined {
@@ -60,7 +61,7 @@ function perToken(
 
 /** {@linkcode perToken}, a TypeError when absent. */
 function requiredPerToken(
-  md: Metadata,
+  md: GgufMetadata,
   key: string,
   n: number,
 ): ArrayLike<number> {
@@ -70,7 +71,7 @@ function requiredPerToken(
 }
 
 /** The `tokenizer.ggml.${name}` flag, `dflt` when absent. */
-function flag(md: Metadata, name: string, dflt: boolean): boolean {
+function flag(md: GgufMetadata, name: string, dflt: boolean): boolean {
   const key = `tokenizer.ggml.${name}`;
   return bool(md.get(key), key, dflt);
 }
@@ -80,7 +81,7 @@ function flag(md: Metadata, name: string, dflt: boolean): boolean {
  * (`tokenizer.ggml.model` absent, `none` or `no_vocab`). A TypeError or
  * RangeError naming the metadata key at fault otherwise.
  */
-export function vocabFromGguf(md: Metadata): Vocabulary | null {
+export function vocabFromGguf(md: GgufMetadata): Vocabulary | null {
   const model = md.get("tokenizer.ggml.model");
   if (model === undefined || model === "none" || model === "no_vocab") {
     return null;
@@ -95,7 +96,7 @@ export function vocabFromGguf(md: Metadata): Vocabulary | null {
 }
 
 /** A SentencePiece BPE vocabulary (`tokenizer.ggml.model` `llama`). */
-function spmVocab(md: Metadata): Vocabulary {
+function spmVocab(md: GgufMetadata): Vocabulary {
   const pieces = tokens(md);
   const n = pieces.length;
   const scores = requiredPerToken(md, "tokenizer.ggml.scores", n);
@@ -121,7 +122,7 @@ function spmVocab(md: Metadata): Vocabulary {
 }
 
 /** A byte-level BPE vocabulary (`tokenizer.ggml.model` `gpt2`). */
-function bpeVocab(md: Metadata): Vocabulary {
+function bpeVocab(md: GgufMetadata): Vocabulary {
   const pieces = tokens(md);
   const n = pieces.length;
   const merges = md.get("tokenizer.ggml.merges");

@@ -122,8 +122,8 @@ function templateEnds(pp: unknown): [string | null, string | null] {
  * `single_word` flags are not applied.
  */
 export function vocabFromTokenizerJson(
-  tj: Json,
-  cfg: Json,
+  tj: Record<string, unknown>,
+  cfg: Record<string, unknown>,
   cfgName: string,
 ): BpeVocabulary {
   const model = tj.model;
