@@ -124,15 +124,33 @@ export {
   seededRandom,
 } from "./src/api/sampling.ts";
 export {
-  BPE_PRE_TOKENIZERS,
-  type BpeVocab,
   type DecodeOptions,
   type EncodeOptions,
-  type SpmVocab,
-  type StreamDecoder,
+  type GgufLike,
   Tokenizer,
-  TokenType,
+  type TokenizerOptions,
 } from "./src/tokenizer/tokenizer.ts";
+export {
+  type BpeVocab,
+  type BpeVocabulary,
+  bpeVocabulary,
+  checkVocabulary,
+  type SpmVocab,
+  type SpmVocabulary,
+  TokenType,
+  type Vocabulary,
+  type VocabularyBase,
+} from "./src/tokenizer/vocab.ts";
+export {
+  type GgufMetadata,
+  vocabFromGguf,
+} from "./src/tokenizer/vocab_gguf.ts";
+export {
+  vocabFromHfDir,
+  vocabFromTokenizerJson,
+} from "./src/tokenizer/vocab_hf.ts";
+export { BPE_PRE_TOKENIZERS } from "./src/tokenizer/bpe.ts";
+export { type StreamDecoder } from "./src/tokenizer/stream.ts";
 export {
   budgetK,
   checkSparsity,

@@ -29,12 +29,10 @@ import {
   assertThrows,
 } from "@std/assert";
 import { hasShared, sharedPath } from "./_shared.ts";
-import {
-  BPE_PRE_TOKENIZERS,
-  type BpeVocab,
-  Tokenizer,
-  TokenType,
-} from "../src/tokenizer/tokenizer.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { BPE_PRE_TOKENIZERS } from "../src/tokenizer/bpe.ts";
+import type { BpeVocab } from "../src/tokenizer/vocab.ts";
+import { ggufOf } from "./_tokenizer_sources.ts";
 import type { GgufValue } from "../src/formats/gguf.ts";
 import { BpeTokenizer } from "../wasm/pkg/alisa_wasm.js";
 // deno-lint-ignore no-import-prefix
@@ -700,39 +698,6 @@ Deno.test({
 });
 
 // --- GGUF metadata ---
-
-/** GGUF `tokenizer.ggml.*` metadata of a tokenizer.json, as llama.cpp's converter writes it. */
-function ggufOf(tj: Json, pre: string | null): Map<string, GgufValue> {
-  const model = tj.model as {
-    vocab: Record<string, number>;
-    merges: unknown[];
-  };
-  const added = tj.added_tokens as {
-    id: number;
-    content: string;
-    special: boolean;
-  }[];
-  const n = [...Object.values(model.vocab), ...added.map((a) => a.id)]
-    .reduce((a, b) => Math.max(a, b), 0) + 1;
-  const tokens = new Array<string>(n);
-  const types = new Int32Array(n).fill(TokenType.NORMAL);
-  for (const [t, id] of Object.entries(model.vocab)) tokens[id] = t;
-  for (const a of added) {
-    tokens[a.id] = a.content;
-    types[a.id] = a.special ? TokenType.CONTROL : TokenType.USER_DEFINED;
-  }
-  const merges = model.merges.map((m) =>
-    Array.isArray(m) ? m.join(" ") : m as string
-  );
-  const md = new Map<string, GgufValue>([
-    ["tokenizer.ggml.model", "gpt2"],
-    ["tokenizer.ggml.tokens", tokens],
-    ["tokenizer.ggml.token_type", types],
-    ["tokenizer.ggml.merges", merges],
-  ]);
-  if (pre !== null) md.set("tokenizer.ggml.pre", pre);
-  return md;
-}
 
 Deno.test({
   name: "GGUF metadata gives the same ids as tokenizer.json",

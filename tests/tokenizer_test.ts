@@ -15,11 +15,8 @@ import {
 } from "@std/assert";
 import { FIXTURES_DIR, hasShared, sharedPath } from "./_shared.ts";
 import { GgufFile, type GgufValue } from "../src/formats/gguf.ts";
-import {
-  type SpmVocab,
-  Tokenizer,
-  TokenType,
-} from "../src/tokenizer/tokenizer.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { type SpmVocab, TokenType } from "../src/tokenizer/vocab.ts";
 import { openModelFile } from "../src/formats/model_file.ts";
 import { main } from "../cli.ts";
 

@@ -14,12 +14,14 @@
  *
  * @module
  */
-import { sentencepieceParse } from "../../wasm/pkg/alisa_wasm.js";
 import {
   configFromHf,
   type ModelConfig,
   type TokenizerInfo,
 } from "./config.ts";
+import { tokenizerInfo, type Vocabulary } from "../tokenizer/vocab.ts";
+import { vocabFromHfDir } from "../tokenizer/vocab_hf.ts";
+import { exists, readJson } from "./json.ts";
 import { SafetensorsFile, type SafetensorsTensorInfo } from "./safetensors.ts";
 import { join } from "node:path";
 
@@ -92,49 +94,23 @@ export interface HfOpenOptions {
   permuteQK?: boolean;
 }
 
-async function readJson(path: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new TypeError(`${path} is missing`);
-    }
-    throw e;
-  }
-  try {
-    const v = JSON.parse(text);
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      throw new TypeError("not a JSON object");
-    }
-    return v;
-  } catch (e) {
-    throw new TypeError(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** An open Hugging Face model directory. */
 export class HfModelDir {
   private readonly byName: Map<string, HfTensor>;
+  /** What the tokenizer is: a summary of {@linkcode HfModelDir.vocabulary}. */
+  readonly tokenizer: TokenizerInfo;
 
   private constructor(
     readonly dir: string,
     readonly configJson: Record<string, unknown>,
     readonly config: ModelConfig,
-    readonly tokenizer: TokenizerInfo,
+    /** The tokenizer files' vocabulary (see `vocabFromHfDir`), or null when there are none. */
+    readonly vocabulary: Vocabulary | null,
     readonly tensors: HfTensor[],
     readonly files: SafetensorsFile[],
   ) {
     this.byName = new Map(tensors.map((t) => [t.name, t]));
+    this.tokenizer = tokenizerInfo(vocabulary);
   }
 
   /** Opens `dir`: reads the configs and every shard's header. */
@@ -200,8 +176,15 @@ export class HfModelDir {
           if (/^blk\.\d+\.attn_k\.(weight|bias)$/.test(t.name)) t.rowOrder = k;
         }
       }
-      const tokenizer = await hfTokenizerInfo(dir, configJson);
-      return new HfModelDir(dir, configJson, config, tokenizer, tensors, files);
+      const vocabulary = await vocabFromHfDir(dir);
+      return new HfModelDir(
+        dir,
+        configJson,
+        config,
+        vocabulary,
+        tensors,
+        files,
+      );
     } catch (e) {
       for (const f of files) f.close();
       throw e;
@@ -249,49 +232,4 @@ export class HfModelDir {
   close() {
     for (const f of this.files) f.close();
   }
-}
-
-async function hfTokenizerInfo(
-  dir: string,
-  configJson: Record<string, unknown>,
-): Promise<TokenizerInfo> {
-  const id = (v: unknown) => (typeof v === "number" ? v : null);
-  const spmPath = join(dir, "tokenizer.model");
-  if (await exists(spmPath)) {
-    let m;
-    try {
-      m = sentencepieceParse(await Deno.readFile(spmPath));
-    } catch (e) {
-      throw new TypeError(`${spmPath}: ${(e as Error).message}`);
-    }
-    return {
-      model: "llama",
-      vocabSize: m.pieces.length,
-      bosId: id(configJson.bos_token_id) ?? (m.bosId >= 0 ? m.bosId : null),
-      eosId: id(configJson.eos_token_id) ?? (m.eosId >= 0 ? m.eosId : null),
-    };
-  }
-  const tjPath = join(dir, "tokenizer.json");
-  if (await exists(tjPath)) {
-    const tj = await readJson(tjPath);
-    const model = tj.model as
-      | { type?: string; vocab?: Record<string, number> }
-      | undefined;
-    const vocab = new Set(Object.values(model?.vocab ?? {}));
-    for (const a of (tj.added_tokens as { id: number }[] | undefined) ?? []) {
-      vocab.add(a.id);
-    }
-    return {
-      model: model?.type === "BPE" ? "gpt2" : String(model?.type ?? "unknown"),
-      vocabSize: vocab.size,
-      bosId: id(configJson.bos_token_id),
-      eosId: id(configJson.eos_token_id),
-    };
-  }
-  return {
-    model: "none",
-    vocabSize: 0,
-    bosId: id(configJson.bos_token_id),
-    eosId: id(configJson.eos_token_id),
-  };
 }

@@ -33,6 +33,8 @@ import {
 import { dequantize } from "./dequantize.ts";
 import { GgufFile, withContext } from "./gguf.ts";
 import { HfModelDir, type HfOpenOptions } from "./hf.ts";
+import { tokenizerInfo, type Vocabulary } from "../tokenizer/vocab.ts";
+import { vocabFromGguf } from "../tokenizer/vocab_gguf.ts";
 import type { FloatType, TensorData, TensorInfo } from "./tensor.ts";
 
 /** A model file of any supported format. */
@@ -42,6 +44,14 @@ export interface ModelFile {
   /** The path or name it was opened from. */
   readonly name: string;
   readonly config: ModelConfig;
+  /**
+   * The tokenizer's vocabulary, read once when the file is opened (GGUF
+   * metadata: `vocabFromGguf`; a directory's tokenizer files:
+   * `vocabFromHfDir`), or null when the model has none. `Tokenizer.fromModelFile`
+   * is made from it.
+   */
+  readonly vocabulary: Vocabulary | null;
+  /** What the tokenizer is: a summary of {@linkcode ModelFile.vocabulary}, so it agrees with the `Tokenizer`. */
   readonly tokenizer: TokenizerInfo;
   /** Every tensor, GGUF names, in file order. */
   readonly tensors: TensorInfo[];
@@ -64,32 +74,19 @@ export interface OpenModelOptions extends HfOpenOptions {
   skipTensorCheck?: boolean;
 }
 
-function ggufTokenizerInfo(g: GgufFile): TokenizerInfo {
-  const md = g.metadata;
-  const tokens = md.get("tokenizer.ggml.tokens");
-  const id = (k: string) => {
-    const v = md.get(k);
-    return typeof v === "number" ? v : typeof v === "bigint" ? Number(v) : null;
-  };
-  return {
-    model: String(md.get("tokenizer.ggml.model") ?? "none"),
-    vocabSize: Array.isArray(tokens) ? tokens.length : 0,
-    bosId: id("tokenizer.ggml.bos_token_id"),
-    eosId: id("tokenizer.ggml.eos_token_id"),
-  };
-}
-
 class GgufModelFile implements ModelFile {
   readonly format = "gguf";
   readonly name: string;
   readonly tensors: TensorInfo[];
+  readonly tokenizer: TokenizerInfo;
   constructor(
     readonly gguf: GgufFile,
     readonly config: ModelConfig,
-    readonly tokenizer: TokenizerInfo,
+    readonly vocabulary: Vocabulary | null,
   ) {
     this.name = gguf.source.name;
     this.tensors = gguf.tensors;
+    this.tokenizer = tokenizerInfo(vocabulary);
   }
   tensor(name: string) {
     return this.gguf.tensor(name);
@@ -109,11 +106,13 @@ class HfModelFile implements ModelFile {
   readonly format = "hf";
   readonly name: string;
   readonly config: ModelConfig;
+  readonly vocabulary: Vocabulary | null;
   readonly tokenizer: TokenizerInfo;
   readonly tensors: TensorInfo[];
   constructor(readonly hf: HfModelDir) {
     this.name = hf.dir;
     this.config = hf.config;
+    this.vocabulary = hf.vocabulary;
     this.tokenizer = hf.tokenizer;
     this.tensors = hf.tensors.map((t) => ({
       name: t.name,
@@ -183,7 +182,7 @@ export async function openModelFile(
   try {
     const config = configFromGguf(gguf.metadata, gguf.tensors);
     if (!options.skipTensorCheck) checkTensors(config, gguf.tensors);
-    return new GgufModelFile(gguf, config, ggufTokenizerInfo(gguf));
+    return new GgufModelFile(gguf, config, vocabFromGguf(gguf.metadata));
   } catch (e) {
     gguf.close();
     throw withContext(gguf.source.name, e);
