@@ -37,6 +37,7 @@ import {
 } from "./sampling.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { PolicySpec } from "../sparse/spec.ts";
+import type { KvStats, KvStepStats } from "../kv/store.ts";
 
 /** Options for {@linkcode loadModel}. */
 export interface LoadOptions extends OpenModelOptions, LlamaLoadOptions {
@@ -57,6 +58,8 @@ export interface GenerateOptions extends SamplingOptions {
    * `{ name: "swa", sparsity: 0.8 }` attends 20% of the cached tokens.
    */
   policy?: PolicySpec;
+  /** Called after every step with where the KV lives (tiers, bytes moved). */
+  onStep?: (s: KvStepStats) => void;
 }
 
 /** One streamed piece of generated text. */
@@ -84,6 +87,8 @@ export interface GenerationResult {
   decodeTokS: number;
   prefillMs: number;
   decodeMs: number;
+  /** Where the KV lived: tiers, phases, bytes moved, the plan. */
+  kvStats: KvStats;
 }
 
 /** A running generation: iterate it for pieces; `result` settles at the end. */
@@ -140,14 +145,17 @@ export class Model {
   }
 
   /**
-   * Prefills `seqs` (one per KV slot) in steps of at most `maxStepTokens`
-   * tokens and returns the logits row or argmax of each sequence's last
+   * Prefills `seqs` (one per KV slot) in steps of at most the engine's
+   * step size, each step's per-layer working set within the KV store's
+   * rows, and returns the logits row or argmax of each sequence's last
    * prompt token.
    */
   private async prefill(
     seqs: number[][],
     greedy: boolean,
   ): Promise<(number | Float32Array)[]> {
+    const kv = this.engine.kv;
+    seqs.forEach((_, slot) => kv.clear(slot));
     const toks: (StepToken & { seq: number; last: boolean })[] = [];
     seqs.forEach((ids, slot) =>
       ids.forEach((id, pos) =>
@@ -155,21 +163,35 @@ export class Model {
       )
     );
     const out: (number | Float32Array)[] = new Array(seqs.length);
-    const T = this.engine.maxStepTokens;
-    for (let i = 0; i < toks.length; i += T) {
-      const chunk = toks.slice(i, i + T);
-      const rows = chunk.flatMap((t, r) => (t.last ? [r] : []));
-      const seqOf = rows.map((r) => chunk[r].seq);
+    const T = Math.min(this.engine.kv.stepTokens, this.engine.maxOut);
+    const rows = kv.maxWorkingRows;
+    for (let i = 0; i < toks.length;) {
+      // Take tokens while one layer's working set (every position up to
+      // each sequence's last token in the step) fits the pool.
+      const reach = new Map<number, number>();
+      let j = i, need = 0;
+      while (j < toks.length && j - i < T) {
+        const t = toks[j];
+        const add = t.pos + 1 - (reach.get(t.slot) ?? 0);
+        if (need + add > rows && j > i) break;
+        reach.set(t.slot, t.pos + 1);
+        need += add;
+        j++;
+      }
+      const chunk = toks.slice(i, j);
+      i = j;
+      const rowsOut = chunk.flatMap((t, r) => (t.last ? [r] : []));
+      const seqOf = rowsOut.map((r) => chunk[r].seq);
       if (greedy) {
-        const ids = await this.engine.stepArgmax(chunk, rows, false);
+        const ids = await this.engine.stepArgmax(chunk, rowsOut, false);
         seqOf.forEach((s, j) => (out[s] = ids[j]));
       } else {
-        const logits = await this.engine.stepLogits(chunk, rows, false);
+        const logits = await this.engine.stepLogits(chunk, rowsOut, false);
         const V = this.config.vocabSize;
         seqOf.forEach((s, j) => (out[s] = logits.slice(j * V, (j + 1) * V)));
       }
     }
-    seqs.forEach((ids, slot) => (this.engine.kv.lengths[slot] = ids.length));
+    seqs.forEach((ids, slot) => (kv.lengths[slot] = ids.length));
     await this.engine.seedPolicy(
       seqs.map((_, slot) => slot),
       seqs.map((ids) => ids.length),
@@ -196,6 +218,12 @@ export class Model {
     this.acquire();
     try {
       this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
+      this.engine.kv.planRun(
+        this.engine.policy,
+        [promptIds.length],
+        Math.min(maxTokens, this.engine.kv.ctx - promptIds.length),
+      );
+      this.engine.kv.onStep = options.onStep ?? null;
     } catch (e) {
       this.busy = false;
       throw e;
@@ -215,6 +243,7 @@ export class Model {
         fail(e);
         throw e;
       } finally {
+        this.engine.kv.onStep = null;
         this.busy = false;
       }
     };
@@ -316,6 +345,7 @@ export class Model {
       decodeTokS: ids.length > 1 ? (ids.length - 1) / ((t2 - t1) / 1000) : 0,
       prefillMs: t1 - t0,
       decodeMs: t2 - t1,
+      kvStats: this.engine.kv.stats(),
     });
   }
 
@@ -326,8 +356,12 @@ export class Model {
    */
   async generateBatch(
     prompts: (string | number[])[],
-    options: { maxTokens?: number; stopAtEos?: boolean; policy?: PolicySpec } =
-      {},
+    options: {
+      maxTokens?: number;
+      stopAtEos?: boolean;
+      policy?: PolicySpec;
+      onStep?: (s: KvStepStats) => void;
+    } = {},
   ): Promise<{ promptIds: number[]; ids: number[] }[]> {
     const maxTokens = options.maxTokens ?? 256;
     if (prompts.length > this.engine.kv.slots) {
@@ -339,6 +373,12 @@ export class Model {
     this.acquire();
     try {
       this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
+      this.engine.kv.planRun(
+        this.engine.policy,
+        seqs.map((s) => s.length),
+        maxTokens,
+      );
+      this.engine.kv.onStep = options.onStep ?? null;
       const first = (await this.prefill(seqs, true)) as number[];
       const out = seqs.map((p, i) => ({ promptIds: p, ids: [first[i]] }));
       const eos = this.tokenizer.eos;
@@ -369,6 +409,7 @@ export class Model {
       }
       return out;
     } finally {
+      this.engine.kv.onStep = null;
       this.busy = false;
     }
   }
@@ -383,7 +424,8 @@ export class Model {
     try {
       const V = this.config.vocabSize;
       const out = new Float32Array(ids.length * V);
-      const T = Math.min(this.engine.maxStepTokens, this.engine.maxOut);
+      const T = Math.min(this.engine.kv.stepTokens, this.engine.maxOut);
+      this.engine.kv.clear(0);
       for (let i = 0; i < ids.length; i += T) {
         const chunk = ids.slice(i, i + T).map((id, j) => ({
           slot: 0,

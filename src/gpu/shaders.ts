@@ -33,7 +33,6 @@ import siluMul from "../../shaders/model/silu_mul.wgsl" with { type: "text" };
 import argmax from "../../shaders/model/argmax.wgsl" with { type: "text" };
 import kvAccess from "../../shaders/kv/kv_access.wgsl" with { type: "text" };
 import kvStore from "../../shaders/kv/kv_store.wgsl" with { type: "text" };
-import captureX from "../../shaders/kv/capture_x.wgsl" with { type: "text" };
 import selMask from "../../shaders/kv/sel_mask.wgsl" with { type: "text" };
 import policy from "../../shaders/sparse/policy.wgsl" with { type: "text" };
 import topk from "../../shaders/sparse/topk.wgsl" with { type: "text" };
@@ -71,7 +70,6 @@ const OPS = {
   silu_mul: siluMul,
   argmax,
   kv_store: kvStore,
-  capture_x: captureX,
   sel_mask: selMask,
   select_swa: selectSwa,
   score_swa: scoreSwa,

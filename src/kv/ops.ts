@@ -48,25 +48,6 @@ export function kvStoreDispatch(
   };
 }
 
-/** Copies the step's x rows (n_tokens, dim) to `cap` from element `base`. */
-export function captureXDispatch(
-  c: OpContext,
-  o: { x: GPUBuffer; cap: GPUBuffer; dim: number; base: number },
-): Dispatch {
-  const pipeline = pipe(c.gpu, "capture_x", undefined, { WG: 64 });
-  return {
-    label: "capture_x",
-    pipeline,
-    bindGroup: bind(c.gpu, "capture_x", pipeline, {
-      0: c.set.uniform("capture_x", u32s(o.dim, o.base)),
-      1: c.sb.step,
-      2: o.x,
-      3: o.cap,
-    }),
-    grid: (n) => [n, 1, 1],
-  };
-}
-
 /** The chosen sets (sel, sel_n of one layer) as bitmasks from word `base` of `mask`. */
 export function selMaskDispatch(
   c: OpContext,

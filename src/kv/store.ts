@@ -1,23 +1,255 @@
 /**
- * The KV store the model reads and writes K/V through: the GPU pool and
- * row tables (`pool.ts`) and the sequences' lengths. The model only asks
- * it for each layer's bindings; where a token's K/V lives is the store's
- * business.
+ * The KV store the model reads and writes K/V through. The model asks it
+ * for each layer's bindings and, per step, what to do before each layer;
+ * where a token's K/V lives is the store's business:
+ *
+ * - `pool.ts`: the GPU tier (token rows under a byte budget, row tables);
+ * - `host.ts`: the host tier (every token's K/V, INT8 or f16, and x);
+ * - `scheduler.ts`: decides placements (three phases), `cost_model.ts`
+ *   chooses the plan from a profile of this device.
+ *
+ * Without a budget (or with one that holds every position of every
+ * sequence) the pool is static, nothing leaves the GPU and a step costs
+ * what it did before the tiers existed. Under a smaller budget the store is
+ * tiered: a step's layers run in segments (one command buffer each); before
+ * a segment the store writes the changed table entries, uploads the host
+ * tokens its layers need into their rows, and fills the recompute inputs;
+ * the step's new K/V rows (and x) come back with its ids.
+ *
+ * Accounting: every GPU buffer the store creates is in one of two sets:
+ * `budgetSet` (pool, table, layer uniforms, capture rows, selection masks,
+ * recompute scratch), whose bytes never exceed the budget, and
+ * `stagingSet` (mappable buffers for readback, host-visible), reported
+ * apart.
  *
  * @module
  */
 import type { BufferSet } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
+import { type StepBuffers, stepTableBytes } from "../gpu/step.ts";
 import type { KvBindings } from "../model/ops.ts";
-import { type KvDims, KvPool, tableEntries } from "./pool.ts";
+import {
+  type DeviceProfile,
+  type PlanCost,
+  type RecomputeMode,
+  solvePlan,
+  type Workload,
+} from "./cost_model.ts";
+import { HostTier } from "./host.ts";
+import {
+  type KvDims,
+  KvPool,
+  poolBytes,
+  poolOverheadBytes,
+  rowBytes,
+  rowsPerPart,
+  tableEntries,
+} from "./pool.ts";
+import {
+  NO_RECOMPUTE,
+  type ScheduledToken,
+  type StepDecision,
+  TIER,
+  type TierPlan,
+  TierScheduler,
+} from "./scheduler.ts";
+import { budgetK, type PolicySpec } from "../sparse/spec.ts";
 
 /** Options of the KV store (`loadModel(..., { kv })`). */
 export interface KvOptions {
   /**
-   * GPU bytes for K/V: the pool of token rows and its row tables. Default:
-   * enough for every position of every sequence (nothing leaves the GPU).
+   * GPU bytes for K/V: the pool of token rows, its row tables and the
+   * tiers' GPU scratch. Default: enough for every position of every
+   * sequence (nothing leaves the GPU).
    */
   gpuBytes?: number;
+  /** Host tier in INT8 (default true); false keeps exact f16 (and x in f32). */
+  int8?: boolean;
+  /** Whether dropped tokens may be recomputed: by the cost model (default), always when spilling (tests), never. */
+  recompute?: RecomputeMode;
+  /** Most host bytes for the host tier (default: unlimited). */
+  hostBytes?: number;
+}
+
+/** The model sizes the store needs beyond its layout. */
+export interface KvModelDims extends KvDims {
+  headDim: number;
+  /** Model width (elements of x). */
+  dim: number;
+  /** Most tokens in one step. */
+  maxStepTokens: number;
+}
+
+/** One step's placement summary. */
+export interface KvStepStats {
+  /** Step counter of the store. */
+  step: number;
+  /** Observed phase: 1 all on the GPU, 2 some on the host, 3 some dropped for recompute. */
+  phase: 1 | 2 | 3;
+  /** Entries (token x layer) per tier after the step. */
+  gpuTokens: number;
+  hostTokens: number;
+  recomputeTokens: number;
+  /** Bytes uploaded host -> GPU before this step's layers. */
+  uploadedBytes: number;
+  /** Entries rebuilt from x in this step. */
+  recomputedTokens: number;
+  /** Rows taken from a token to make room. */
+  evictions: number;
+  /** Pool rows holding a token, and the pool's rows. */
+  rowsUsed: number;
+  rows: number;
+  /** GPU bytes of the KV held now: rows in use plus the store's fixed parts. */
+  gpuKvBytes: number;
+  /** Host tier bytes. */
+  hostBytes: number;
+}
+
+/** What a run of the store did (`generate --json`'s `kv_stats`). */
+export interface KvStats {
+  budget_bytes: number;
+  /** GPU bytes the store allocated (its own accounting; never above the budget). */
+  allocated_gpu_kv_bytes: number;
+  /** Most GPU KV bytes held in a step (rows in use plus fixed parts). */
+  peak_gpu_kv_bytes: number;
+  /** Mappable readback buffers, outside the budget. */
+  staging_bytes: number;
+  phases_entered: number[];
+  steps: number;
+  uploaded_bytes: number;
+  recomputed_tokens: number;
+  /** Most entries (token x layer) on the host tier at once. */
+  host_tokens_peak: number;
+  host_bytes_peak: number;
+  evictions: number;
+  plan: { alpha: number; beta: number; p1: number | null; p2: number | null };
+  /** Whether the store is tiered (a budget below what every position needs). */
+  tiered: boolean;
+  int8: boolean;
+}
+
+/** The recompute scratch: its own step table and buffers for R tokens. */
+export interface RecomputeScratch {
+  sb: StepBuffers;
+  x: GPUBuffer; // (R, dim) layer inputs
+  xn: GPUBuffer; // (R, dim) normalized
+  k: GPUBuffer; // (R, kv_dim)
+  v: GPUBuffer; // (R, kv_dim)
+  tokens: number;
+}
+
+/** A run of layers encoded in one command buffer, and what precedes it. */
+export interface Segment {
+  /** Layers, in order. */
+  layers: number[];
+  /** The layer whose recompute dispatches run before it (at most one). */
+  rcLayer: number;
+  /** Recompute tokens of that layer. */
+  rcCount: number;
+  /** Writes the segment's table entries, uploads and recompute inputs (before its submit). */
+  apply(): void;
+}
+
+/** Fixed GPU parts of a tiered store, in bytes. */
+interface TieredParts {
+  capture: number;
+  masks: number;
+  rc: number;
+  rcTokens: number;
+}
+
+/** Most tokens per step in a tiered store (bounds the capture rows). */
+export const TIERED_STEP_TOKENS = 128;
+
+function pad16(n: number): number {
+  return Math.max(16, Math.ceil(n / 16) * 16);
+}
+
+function tieredParts(
+  d: KvModelDims,
+  recompute: RecomputeMode,
+  rcTokens: number,
+): TieredParts {
+  const T = Math.min(d.maxStepTokens, TIERED_STEP_TOKENS);
+  const words = Math.ceil(d.ctx / 32);
+  const rc = recompute === "off" ? 0 : pad16(stepTableBytes(rcTokens)) +
+    16 + 2 * pad16(rcTokens * d.dim * 4) + 2 * pad16(rcTokens * d.kvDim * 4);
+  return {
+    capture: pad16(T * d.kvDim * 4),
+    masks: pad16(d.nLayers * d.slots * words * 4),
+    rc,
+    rcTokens: recompute === "off" ? 0 : rcTokens,
+  };
+}
+
+/** Parses a byte size: an integer, or a number with B, KiB, MiB, GiB (or KB, MB, GB). */
+export function parseBytes(s: string, what = "size"): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$/.exec(
+    s,
+  );
+  if (!m) {
+    throw new RangeError(
+      `${what}: ${
+        JSON.stringify(s)
+      } is not a byte size (e.g. 65536, 64KiB, 64MiB, 1GiB)`,
+    );
+  }
+  const unit: Record<string, number> = {
+    B: 1,
+    KiB: 1024,
+    MiB: 1024 ** 2,
+    GiB: 1024 ** 3,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    k: 1024,
+    K: 1024,
+    M: 1024 ** 2,
+    G: 1024 ** 3,
+  };
+  const n = Math.floor(Number(m[1]) * unit[m[2] ?? "B"]);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new RangeError(
+      `${what}: ${JSON.stringify(s)} must be at least 1 byte`,
+    );
+  }
+  return n;
+}
+
+/** Checks the store options; TypeError / RangeError naming the problem. */
+export function checkKvOptions(o: KvOptions | undefined): void {
+  if (o === undefined) return;
+  if (typeof o !== "object" || o === null) {
+    throw new TypeError(`kv options must be an object, got ${o}`);
+  }
+  if (
+    o.gpuBytes !== undefined &&
+    !(Number.isSafeInteger(o.gpuBytes) && o.gpuBytes > 0)
+  ) {
+    throw new RangeError(
+      `kv.gpuBytes must be a positive integer (bytes), got ${o.gpuBytes}`,
+    );
+  }
+  if (
+    o.hostBytes !== undefined &&
+    !(Number.isSafeInteger(o.hostBytes) && o.hostBytes > 0)
+  ) {
+    throw new RangeError(
+      `kv.hostBytes must be a positive integer (bytes), got ${o.hostBytes}`,
+    );
+  }
+  if (o.int8 !== undefined && typeof o.int8 !== "boolean") {
+    throw new TypeError(`kv.int8 must be true or false, got ${o.int8}`);
+  }
+  if (
+    o.recompute !== undefined && !["auto", "on", "off"].includes(o.recompute)
+  ) {
+    throw new TypeError(
+      `kv.recompute must be "auto", "on" or "off", got ${
+        JSON.stringify(o.recompute)
+      }`,
+    );
+  }
 }
 
 /** The KV store of one model. */
@@ -25,15 +257,129 @@ export class KvStore {
   readonly pool: KvPool;
   /** Tokens stored so far, per slot. */
   readonly lengths: number[];
+  /** A budget below what every position needs: host and recompute tiers in use. */
+  readonly tiered: boolean;
+  readonly budgetBytes: number;
+  readonly int8: boolean;
+  readonly recompute: RecomputeMode;
+  /** Most tokens per step. */
+  readonly stepTokens: number;
+  readonly host: HostTier | null = null;
+  readonly scheduler: TierScheduler | null = null;
+  /** Buffers the budget covers. */
+  readonly budgetSet: BufferSet;
+  /** Mappable readback buffers (outside the budget). */
+  readonly stagingSet: BufferSet;
+  /** Tiered: the step's new K/V rows, (stepTokens, kvDim) words, per layer. */
+  readonly capture: GPUBuffer | null = null;
+  /** Tiered: bitmasks of the chosen sets, (layers, slots, ceil(ctx / 32)). */
+  readonly masks: GPUBuffer | null = null;
+  /** Tiered: the recompute scratch. */
+  readonly rc: RecomputeScratch | null = null;
+  /** Device profile (tiered, measured at load). */
+  profile: DeviceProfile | null = null;
+  /** Whether x is captured for the recompute tier. */
+  keepX = false;
+  /** The current plan and its modelled cost. */
+  plan: TierPlan = NO_RECOMPUTE;
+  planCost: PlanCost | null = null;
+  /** Chosen sets read back (tiered, ahead policies): per (layer, slot) bitmask words. */
+  private selMasks: Uint32Array | null = null;
+  private maskN: Int32Array;
+  /** Decode steps since the plan was made. */
+  private decodeSteps = 0;
+  private readonly history: KvStepStats[] = [];
+  private totals = { uploaded: 0, recomputed: 0, evictions: 0 };
+  private peak = { gpu: 0, hostTokens: 0, hostBytes: 0 };
+  private phases = new Set<number>();
+  private stepCount = 0;
+  /** The step being run: what it moved. */
+  private pending = { uploadedBytes: 0, recomputed: 0, evictions: 0 };
+  /** Called after every step with its stats. */
+  onStep: ((s: KvStepStats) => void) | null = null;
+  /** Keep every step's stats in `steps` (tests, `--stats`); off by default. */
+  recordSteps = false;
 
   constructor(
     gpu: Gpu,
     readonly set: BufferSet,
-    readonly dims: KvDims,
-    _options: KvOptions = {},
+    readonly dims: KvModelDims,
+    options: KvOptions = {},
   ) {
-    this.pool = new KvPool(gpu, set, dims, tableEntries(dims));
+    checkKvOptions(options);
+    this.int8 = options.int8 ?? true;
+    this.recompute = options.recompute ?? "auto";
+    this.budgetSet = set.child("budget");
+    this.stagingSet = set.child("staging");
+    const entries = tableEntries(dims);
+    const partRows = rowsPerPart(gpu, dims);
+    const full = poolBytes(dims, entries, partRows);
     this.lengths = new Array(dims.slots).fill(0);
+    this.maskN = new Int32Array(dims.nLayers * dims.slots);
+    if (options.gpuBytes === undefined || options.gpuBytes >= full) {
+      this.tiered = false;
+      this.budgetBytes = options.gpuBytes ?? full;
+      this.stepTokens = dims.maxStepTokens;
+      this.pool = new KvPool(gpu, this.budgetSet, dims, entries);
+      return;
+    }
+    this.tiered = true;
+    this.budgetBytes = options.gpuBytes;
+    this.stepTokens = Math.min(dims.maxStepTokens, TIERED_STEP_TOKENS);
+    const perRcToken = 2 * dims.dim * 4 + 2 * dims.kvDim * 4 + 16;
+    const rcTokens = Math.max(
+      4,
+      Math.min(64, Math.floor(this.budgetBytes * 0.05 / perRcToken)),
+    );
+    const parts = tieredParts(dims, this.recompute, rcTokens);
+    const fixed = poolOverheadBytes(dims) + parts.capture + parts.masks +
+      parts.rc;
+    const rows = Math.floor((this.budgetBytes - fixed) / rowBytes(dims));
+    // Buffers are padded to 16 bytes: drop rows until the padded total fits.
+    let r = rows;
+    while (
+      r > 0 &&
+      poolBytes(dims, r, partRows) + fixed - poolOverheadBytes(dims) >
+        this.budgetBytes
+    ) r--;
+    const minRows = dims.slots + 1;
+    if (r < minRows) {
+      const need = poolBytes(dims, minRows, partRows) + fixed -
+        poolOverheadBytes(dims);
+      throw new RangeError(
+        `GPU KV budget of ${this.budgetBytes} bytes is too small: its fixed parts take ${fixed} bytes (row tables ${
+          poolOverheadBytes(dims)
+        }, capture ${parts.capture}, selection masks ${parts.masks}, recompute scratch ${parts.rc}) and the pool needs at least ${minRows} rows of ${
+          rowBytes(dims)
+        } bytes (one token per sequence and one more): at least ${need} bytes`,
+      );
+    }
+    this.pool = new KvPool(gpu, this.budgetSet, dims, r);
+    const T = this.stepTokens;
+    this.capture = this.budgetSet.buffer("capture", T * dims.kvDim * 4);
+    this.masks = this.budgetSet.buffer(
+      "masks",
+      dims.nLayers * dims.slots * Math.ceil(dims.ctx / 32) * 4,
+    );
+    if (parts.rcTokens > 0) {
+      const R = parts.rcTokens, b = this.budgetSet;
+      this.rc = {
+        sb: {
+          step: b.buffer("rc.step", stepTableBytes(R)),
+          outRows: b.buffer("rc.out_rows", 16),
+        },
+        x: b.buffer("rc.x", R * dims.dim * 4),
+        xn: b.buffer("rc.xn", R * dims.dim * 4),
+        k: b.buffer("rc.k", R * dims.kvDim * 4),
+        v: b.buffer("rc.v", R * dims.kvDim * 4),
+        tokens: R,
+      };
+    }
+    this.host = new HostTier({ ...dims }, {
+      int8: this.int8,
+      maxBytes: options.hostBytes,
+    });
+    this.scheduler = new TierScheduler(this.pool);
   }
 
   /** Positions per sequence. */
@@ -51,9 +397,22 @@ export class KvStore {
     return this.pool.bindings(l);
   }
 
-  /** GPU bytes the store holds (its own accounting). */
+  /** GPU bytes the store holds (its own accounting, staging included). */
   get bytes(): number {
     return this.set.bytes;
+  }
+
+  /** GPU bytes under the budget. */
+  get budgetedBytes(): number {
+    return this.budgetSet.bytes;
+  }
+
+  /** Bytes of one host K/V row as uploaded (f16), and of one x. */
+  get transferSizes(): { row: number; x: number } {
+    return {
+      row: rowBytes(this.dims),
+      x: this.int8 ? this.dims.dim + 8 : this.dims.dim * 4,
+    };
   }
 
   /**
@@ -75,8 +434,350 @@ export class KvStore {
     }
   }
 
-  /** Forgets slot `slot`'s tokens. */
+  /** Forgets slot `slot`'s tokens (every tier). */
   clear(slot: number): void {
     this.lengths[slot] = 0;
+    this.scheduler?.clear(slot);
+    this.host?.clear(slot);
+    for (let l = 0; l < this.dims.nLayers; l++) {
+      this.maskN[l * this.slots + slot] = -1;
+    }
+  }
+
+  /** Rows one layer's working set can use at most (prefill chunking). */
+  get maxWorkingRows(): number {
+    return this.tiered ? this.pool.rows : Infinity;
+  }
+
+  /**
+   * Rows the decode steps of a run need at once, at the last step: one
+   * layer's attended positions of every sequence (the policy's budget at
+   * the final lengths), the new tokens included.
+   */
+  workingRows(policy: Required<PolicySpec>, finalLengths: number[]): number {
+    let need = 0;
+    for (const n of finalLengths) {
+      need += policy.name === "dense"
+        ? n
+        : Math.min(n, 2 * budgetK(n, policy.sparsity, policy.minBudget));
+    }
+    return need;
+  }
+
+  /**
+   * Plans a run (tiered stores): checks that one layer's working set fits
+   * the pool (RangeError naming the smallest budget otherwise) and chooses
+   * the three-phase plan with the cost model.
+   */
+  planRun(
+    policy: Required<PolicySpec>,
+    promptLens: number[],
+    genLen: number,
+  ): void {
+    this.decodeSteps = 0;
+    this.stepCount = 0;
+    this.history.length = 0;
+    this.totals = { uploaded: 0, recomputed: 0, evictions: 0 };
+    this.peak = { gpu: 0, hostTokens: 0, hostBytes: 0 };
+    this.phases = new Set();
+    if (!this.tiered) return;
+    const finals = promptLens.map((p) => Math.min(this.ctx, p + genLen));
+    const need = this.workingRows(policy, finals);
+    if (need > this.pool.rows) {
+      const fixed = this.budgetSet.bytes -
+        this.pool.parts.reduce((a, b) => a + b.size, 0);
+      const bytes = fixed + need * rowBytes(this.dims);
+      throw new RangeError(
+        `GPU KV budget of ${this.budgetBytes} bytes holds ${this.pool.rows} token rows; this run needs ${need} at once (one layer's attended tokens of ${promptLens.length} sequence(s) at their final lengths under ${policy.name}${
+          policy.name === "dense" ? "" : ` at sparsity ${policy.sparsity}`
+        }): use a budget of at least ${bytes} bytes, fewer or shorter sequences, or more sparsity`,
+      );
+    }
+    if (!this.profile) {
+      this.plan = NO_RECOMPUTE;
+      return;
+    }
+    const sizes = this.transferSizes;
+    const w: Workload = {
+      batch: promptLens.length,
+      promptLen: promptLens.reduce((a, b) => a + b, 0) / promptLens.length,
+      genLen,
+      policy,
+      nLayers: this.dims.nLayers,
+      rows: this.pool.rows,
+      rowBytes: sizes.row,
+      xBytes: sizes.x,
+    };
+    const mode = this.keepX ? this.recompute : "off";
+    const { plan, cost } = solvePlan(this.profile, w, mode);
+    this.plan = plan;
+    this.planCost = cost;
+    this.scheduler!.plan = plan;
+  }
+
+  /** The chosen set of (layer, slot) from the last readback, or null. */
+  chosenSet(l: number, slot: number): Int32Array | null {
+    if (!this.selMasks) return null;
+    const words = Math.ceil(this.ctx / 32);
+    const base = (l * this.slots + slot) * words;
+    const out: number[] = [];
+    for (let w = 0; w < words; w++) {
+      let m = this.selMasks[base + w];
+      while (m) {
+        const b = 31 - Math.clz32(m & -m);
+        out.push(w * 32 + b);
+        m &= m - 1;
+      }
+    }
+    return Int32Array.from(out);
+  }
+
+  /** Takes the chosen sets read back after a step (tiered, ahead policies). */
+  absorbMasks(masks: Uint32Array): void {
+    this.selMasks = masks.slice();
+  }
+
+  /**
+   * Decides and prepares a tiered step: the scheduler places every entry
+   * the step's layers touch, host drops are executed, and the layers are
+   * cut into segments whose `apply` does the uploads and recompute inputs.
+   * `sets(l, slot)`: the decode set of (layer, slot), or null (prefill:
+   * every earlier position).
+   */
+  prepareStep(
+    tokens: ScheduledToken[],
+    sets: (l: number, slot: number) => ArrayLike<number> | null,
+    decode: boolean,
+  ): { segments: Segment[]; decision: StepDecision } {
+    const sch = this.scheduler!, host = this.host!, pool = this.pool;
+    for (const t of tokens) {
+      if (t.pos === 0 && this.lengths[t.slot] > 0) this.clear(t.slot);
+    }
+    const decision = sch.decide(
+      tokens,
+      sets,
+      decode ? this.decodeSteps : -1,
+    );
+    if (decode) this.decodeSteps++;
+    const { ctx, slots, kvDim } = this.dims;
+    const split = (e: number) => {
+      const p = e % ctx, ls = (e - p) / ctx;
+      return { l: Math.floor(ls / slots), slot: ls % slots, pos: p };
+    };
+    for (const e of decision.drops) {
+      const { l, slot, pos } = split(e);
+      host.dropKv(l, slot, pos);
+    }
+    // Cut layers into segments (see the module doc of scheduler.ts).
+    const segments: Segment[] = [];
+    let cur: number[] = [];
+    let used = new Set<number>();
+    let rcLayer = -1;
+    const close = () => {
+      if (!cur.length) return;
+      const layers = cur, rcl = rcLayer;
+      const work = layers.map((l) => decision.layers[l]);
+      const rcCount = rcl >= 0 ? decision.layers[rcl].recomputes.length / 2 : 0;
+      segments.push({
+        layers,
+        rcLayer: rcl,
+        rcCount,
+        apply: () => {
+          pool.flushTable();
+          for (const w of work) {
+            for (let i = 0; i < w.uploads.length; i += 2) {
+              const { l, slot, pos } = split(w.uploads[i]);
+              const row = new Uint32Array(kvDim);
+              host.getKv(l, slot, pos, row, 0);
+              pool.writeRows(w.uploads[i + 1], row);
+            }
+          }
+          if (rcl >= 0) this.writeRecompute(decision.layers[rcl].recomputes);
+        },
+      });
+      cur = [];
+      used = new Set();
+      rcLayer = -1;
+    };
+    for (let l = 0; l < this.dims.nLayers; l++) {
+      const w = decision.layers[l];
+      let clash = false;
+      for (let i = 1; i < w.uploads.length && !clash; i += 2) {
+        if (used.has(w.uploads[i])) clash = true;
+      }
+      const rc = w.recomputes.length / 2;
+      if (rc > 0 && (rcLayer >= 0 || (this.rc && rc > this.rc.tokens))) {
+        clash = true;
+      }
+      if (rc > (this.rc?.tokens ?? 0)) {
+        throw new RangeError(
+          `layer ${l} needs ${rc} tokens recomputed in one step; the recompute scratch holds ${
+            this.rc?.tokens ?? 0
+          }`,
+        );
+      }
+      if (clash) close();
+      cur.push(l);
+      for (const r of w.rows) used.add(r);
+      if (rc > 0) rcLayer = l;
+    }
+    close();
+    let uploaded = 0, recomputed = 0;
+    for (const w of decision.layers) {
+      uploaded += w.uploads.length / 2;
+      recomputed += w.recomputes.length / 2;
+    }
+    this.totals.uploaded += uploaded * rowBytes(this.dims);
+    this.totals.recomputed += recomputed;
+    this.totals.evictions += decision.evictions;
+    this.pending = {
+      uploadedBytes: uploaded * rowBytes(this.dims),
+      recomputed,
+      evictions: decision.evictions,
+    };
+    return { segments, decision };
+  }
+
+  private writeRecompute(pairs: number[]): void {
+    const rc = this.rc!, host = this.host!;
+    const { ctx, slots, dim } = this.dims;
+    const n = pairs.length / 2;
+    const table = new Uint32Array(4 + n * 4);
+    table[0] = n;
+    const x = new Float32Array(n * dim);
+    for (let i = 0; i < n; i++) {
+      const e = pairs[2 * i];
+      const pos = e % ctx, ls = (e - pos) / ctx;
+      const l = Math.floor(ls / slots), slot = ls % slots;
+      table.set([slot, pos, 0, pos + 1], 4 + i * 4);
+      host.getX(l, slot, pos, x, i * dim);
+    }
+    const q = this.pool.set.gpu.device.queue;
+    q.writeBuffer(rc.sb.step, 0, table);
+    q.writeBuffer(rc.x, 0, x);
+  }
+
+  /**
+   * Takes a tiered step's readback: the new K/V rows per layer
+   * (`kv`: (layers, tokens, kvDim) words) and x (`x`: (layers, tokens,
+   * dim), when kept) into the host tier; records the step's stats.
+   */
+  finishStep(
+    tokens: ScheduledToken[],
+    kv: Uint32Array | null,
+    x: Float32Array | null,
+  ): void {
+    const { nLayers, kvDim, dim } = this.dims;
+    const T = tokens.length;
+    for (const t of tokens) {
+      this.lengths[t.slot] = Math.max(this.lengths[t.slot], t.pos + 1);
+    }
+    if (this.tiered && kv) {
+      const host = this.host!;
+      for (let l = 0; l < nLayers; l++) {
+        tokens.forEach((t, i) => {
+          const off = (l * T + i) * kvDim;
+          host.putKv(l, t.slot, t.pos, kv.subarray(off, off + kvDim));
+          if (x) {
+            const xo = (l * T + i) * dim;
+            host.putX(l, t.slot, t.pos, x.subarray(xo, xo + dim));
+          }
+        });
+      }
+    }
+    this.record();
+  }
+
+  /** Records one step's stats (static stores: every cached token on the GPU). */
+  private record(): void {
+    const fixed = this.budgetSet.bytes -
+      this.pool.parts.reduce((a, b) => a + b.size, 0);
+    let s: KvStepStats;
+    if (this.tiered) {
+      const c = this.scheduler!.counts;
+      const phase = c.recompute > 0 ? 3 : c.host > 0 ? 2 : 1;
+      s = {
+        step: this.scheduler!.step,
+        phase,
+        gpuTokens: c.gpu,
+        hostTokens: c.host,
+        recomputeTokens: c.recompute,
+        uploadedBytes: this.pending.uploadedBytes,
+        recomputedTokens: this.pending.recomputed,
+        evictions: this.pending.evictions,
+        rowsUsed: c.gpu,
+        rows: this.pool.rows,
+        gpuKvBytes: fixed + c.gpu * rowBytes(this.dims),
+        hostBytes: this.host!.bytes,
+      };
+    } else {
+      const tokens = this.lengths.reduce((a, b) => a + b, 0) *
+        this.dims.nLayers;
+      s = {
+        step: this.stepCount + 1,
+        phase: 1,
+        gpuTokens: tokens,
+        hostTokens: 0,
+        recomputeTokens: 0,
+        uploadedBytes: 0,
+        recomputedTokens: 0,
+        evictions: 0,
+        rowsUsed: tokens,
+        rows: this.pool.rows,
+        gpuKvBytes: fixed + tokens * rowBytes(this.dims),
+        hostBytes: 0,
+      };
+    }
+    this.pending = { uploadedBytes: 0, recomputed: 0, evictions: 0 };
+    this.stepCount++;
+    if (this.recordSteps) this.history.push(s);
+    this.phases.add(s.phase);
+    this.peak.gpu = Math.max(this.peak.gpu, s.gpuKvBytes);
+    this.peak.hostTokens = Math.max(
+      this.peak.hostTokens,
+      s.hostTokens + s.recomputeTokens,
+    );
+    this.peak.hostBytes = Math.max(this.peak.hostBytes, s.hostBytes);
+    this.onStep?.(s);
+  }
+
+  /** The stats of every step since the last `planRun` (with `recordSteps`). */
+  get steps(): readonly KvStepStats[] {
+    return this.history;
+  }
+
+  /** The run's summary since the last `planRun`. */
+  stats(): KvStats {
+    const finite = (n: number) => (Number.isFinite(n) ? n : null);
+    return {
+      budget_bytes: this.budgetBytes,
+      allocated_gpu_kv_bytes: this.budgetSet.bytes,
+      peak_gpu_kv_bytes: this.peak.gpu,
+      staging_bytes: this.stagingSet.bytes,
+      phases_entered: [...this.phases].sort(),
+      steps: this.stepCount,
+      uploaded_bytes: this.totals.uploaded,
+      recomputed_tokens: this.totals.recomputed,
+      host_tokens_peak: this.peak.hostTokens,
+      host_bytes_peak: this.peak.hostBytes,
+      evictions: this.totals.evictions,
+      plan: {
+        alpha: this.plan.alpha,
+        beta: this.plan.beta,
+        p1: finite(this.plan.p1),
+        p2: finite(this.plan.p2),
+      },
+      tiered: this.tiered,
+      int8: this.int8,
+    };
+  }
+
+  /** Tier of (layer, slot, pos) as the scheduler placed it (tests). */
+  tierOf(l: number, slot: number, pos: number): keyof typeof TIER {
+    if (!this.tiered) {
+      return pos < this.lengths[slot] ? "gpu" : "none";
+    }
+    const t = this.scheduler!.tier[this.pool.entry(l, slot, pos)];
+    return (Object.keys(TIER) as (keyof typeof TIER)[])[t];
   }
 }

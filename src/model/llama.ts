@@ -43,11 +43,15 @@ import {
   writeStep,
 } from "../gpu/step.ts";
 import type { GpuWeight } from "../gpu/weights.ts";
-import { kvStoreDispatch } from "../kv/ops.ts";
+import type { DeviceProfile } from "../kv/cost_model.ts";
+import { kvStoreDispatch, selMaskDispatch } from "../kv/ops.ts";
+import { KvPool } from "../kv/pool.ts";
+import type { ScheduledToken } from "../kv/scheduler.ts";
 import { type KvOptions, KvStore } from "../kv/store.ts";
 import { nllDispatch } from "../eval/ops.ts";
 import { createPolicy } from "../sparse/create_policy.ts";
 import type { KvPolicy } from "../sparse/policy.ts";
+import { selectStatic } from "../sparse/reference.ts";
 import {
   checkSparsity,
   POLICY_NAMES,
@@ -134,6 +138,15 @@ export function checkPolicySpec(
   return { name: spec.name, sparsity: spec.sparsity, minBudget };
 }
 
+/** The step's tokens as the KV store sees them. */
+function scheduled(tokens: StepToken[]): ScheduledToken[] {
+  return tokens.map((t) => ({
+    slot: t.slot,
+    pos: t.pos,
+    kvLen: t.kvLen ?? t.pos + 1,
+  }));
+}
+
 /** A Llama-family model on the GPU. */
 export class LlamaModel {
   private readonly sb: StepBuffers;
@@ -184,6 +197,11 @@ export class LlamaModel {
    */
   setPolicy(spec: PolicySpec): void {
     const s = checkPolicySpec(spec, this.kv.ctx);
+    if (this.kv.tiered && s.name === "h2o") {
+      throw new TypeError(
+        "h2o chooses its tokens inside each layer and evicts them for good, so the KV store cannot fetch them ahead: run it without a GPU KV budget (kv.gpuBytes)",
+      );
+    }
     const cur = this.pol.spec;
     if (
       s.name === cur.name && s.sparsity === cur.sparsity &&
@@ -275,10 +293,13 @@ export class LlamaModel {
         slots: maxBatch,
         ctx,
         kvDim,
+        headDim: c.headDim,
+        dim: c.dim,
+        maxStepTokens,
       }, o.kv);
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.check();
-      return new LlamaModel(
+      const model = new LlamaModel(
         gpu,
         { ...c, contextLength: ctx },
         set,
@@ -288,6 +309,18 @@ export class LlamaModel {
         maxStepTokens,
         maxOut,
       );
+      if (kv.tiered) {
+        kv.profile = await model.profileTiers();
+        const { row, x } = kv.transferSizes;
+        const perRowMs = row / (kv.profile.uploadGBs * 1e6);
+        const perRcMs = kv.profile.recomputeMsPerToken +
+          x / (kv.profile.uploadGBs * 1e6);
+        // x is kept (and read back every step) only where recomputing can
+        // be chosen: forced on, or cheaper than an upload on this device.
+        kv.keepX = kv.recompute === "on" ||
+          (kv.recompute === "auto" && perRcMs < perRowMs);
+      }
+      return model;
     } catch (e) {
       set.destroy();
       throw e;
@@ -353,6 +386,7 @@ export class LlamaModel {
         v: s.v,
         kv: kv.bindings(l),
         kvDim: c.nKvHeads * c.headDim,
+        capture: kv.capture ? { buffer: kv.capture, base: 0 } : undefined,
       }),
       ...(decode ? pol.beforeAttention(ctx, l) : []),
       withLabel(
@@ -431,9 +465,10 @@ export class LlamaModel {
 
   /** Checks a step's tokens against the vocabulary and the store. */
   private checkStep(tokens: StepToken[], outRows: number[]): void {
-    if (tokens.length === 0 || tokens.length > this.maxStepTokens) {
+    const most = this.kv.stepTokens;
+    if (tokens.length === 0 || tokens.length > most) {
       throw new RangeError(
-        `A step takes 1 to ${this.maxStepTokens} tokens, got ${tokens.length}`,
+        `A step takes 1 to ${most} tokens, got ${tokens.length}`,
       );
     }
     if (outRows.length > this.maxOut) {
@@ -504,9 +539,9 @@ export class LlamaModel {
   }
 
   /**
-   * Encodes and submits one step; the caller reads results. `decode`:
-   * every token is its sequence's next token and the KV policy applies;
-   * otherwise the step is (part of) a dense prefill.
+   * Encodes and submits one step of a static store; the caller reads
+   * results. `decode`: every token is its sequence's next token and the KV
+   * policy applies; otherwise the step is (part of) a dense prefill.
    */
   private submit(
     tokens: StepToken[],
@@ -520,12 +555,456 @@ export class LlamaModel {
     encodePlan(enc, run, tokens.length, outRows.length);
     extra?.(enc);
     this.gpu.device.queue.submit([enc.finish()]);
+    this.kv.finishStep(scheduled(tokens), null, null);
+  }
+
+  /**
+   * Runs one step and reads back what is asked: the argmax of each output
+   * row (`ids`) or the logits rows. A tiered store's step runs in
+   * segments and reads back its new K/V too.
+   */
+  private async run(
+    tokens: StepToken[],
+    outRows: number[],
+    decode: boolean,
+    want: { ids?: boolean; logits?: boolean },
+    extra?: (enc: GPUCommandEncoder) => void,
+    outOffset = 0,
+  ): Promise<{ ids: Uint32Array | null; logits: Float32Array | null }> {
+    if (this.kv.tiered) {
+      return await this.runTiered(
+        tokens,
+        outRows,
+        decode,
+        want,
+        extra,
+        outOffset,
+      );
+    }
+    const n = outRows.length;
+    this.submit(tokens, outRows, decode, (enc) => {
+      extra?.(enc);
+      if (want.ids && n) {
+        enc.copyBufferToBuffer(
+          this.s.ids,
+          0,
+          this.s.idsRead,
+          0,
+          Math.ceil(n / 4) * 16,
+        );
+      }
+    }, outOffset);
+    let ids: Uint32Array | null = null, logits: Float32Array | null = null;
+    if (want.ids && n) {
+      await this.gpu.mapOrLost(this.s.idsRead);
+      ids = new Uint32Array(this.s.idsRead.getMappedRange().slice(0, n * 4));
+      this.s.idsRead.unmap();
+    }
+    if (want.logits) {
+      logits = new Float32Array(
+        await this.gpu.read(this.s.logits, n * this.config.vocabSize * 4),
+      );
+    }
+    if (!ids && !logits) await this.gpu.device.queue.onSubmittedWorkDone();
+    this.gpu.check();
+    return { ids: ids ?? new Uint32Array(0), logits };
+  }
+
+  /**
+   * Runs the policy's selection for `tokens`' current step where it was
+   * not chosen ahead, and (tiered) reads the chosen sets back.
+   */
+  private async selectNow(tokens: StepToken[]): Promise<void> {
+    writeStep(this.gpu, this.sb, tokens, [], { decode: true });
+    const enc = this.gpu.device.createCommandEncoder();
+    encodePlan(
+      enc,
+      [...this.selectPlan(false), ...this.masksPlan()],
+      tokens.length,
+      0,
+    );
+    this.pol.chosen(tokens, false);
+    const st = this.staging();
+    enc.copyBufferToBuffer(
+      this.kv.masks!,
+      0,
+      st.buffer,
+      st.masks,
+      st.masksBytes,
+    );
+    this.gpu.device.queue.submit([enc.finish()]);
+    await this.gpu.mapOrLost(st.buffer);
+    this.kv.absorbMasks(
+      new Uint32Array(st.buffer.getMappedRange(st.masks, st.masksBytes)),
+    );
+    st.buffer.unmap();
+  }
+
+  /** The sets of a tiered decode step's tokens at each layer (null: all positions). */
+  private setsFor(
+    tokens: StepToken[],
+  ): (l: number, slot: number) => ArrayLike<number> | null {
+    const spec = this.pol.spec;
+    if (spec.name === "dense") return () => null;
+    if (this.pol.timing === "ahead") {
+      return (l, slot) => this.kv.chosenSet(l, slot);
+    }
+    const n = new Map(tokens.map((t) => [t.slot, t.kvLen ?? t.pos + 1]));
+    const cache = new Map<number, Int32Array>();
+    return (_l, slot) => {
+      const len = n.get(slot)!;
+      let set = cache.get(len);
+      if (!set) cache.set(len, set = selectStatic(spec, len));
+      return set;
+    };
+  }
+
+  /** The tiered readback buffer and its layout (bytes). */
+  private staging() {
+    if (this.stagingLayout) return this.stagingLayout;
+    const c = this.config, kv = this.kv;
+    const T = kv.stepTokens, L = c.nLayers;
+    const pad = (n: number) => Math.ceil(n / 16) * 16;
+    const idsBytes = pad(this.maxOut * 4);
+    const logitsBytes = pad(this.maxOut * c.vocabSize * 4);
+    const masksBytes = pad(kv.masks!.size);
+    const kvBytes = pad(L * T * kv.dims.kvDim * 4);
+    const xBytes = kv.recompute === "off" ? 0 : pad(L * T * c.dim * 4);
+    const logits = idsBytes, masks = logits + logitsBytes;
+    const kvOff = masks + masksBytes, x = kvOff + kvBytes;
+    const buffer = kv.stagingSet.raw(
+      "readback",
+      x + xBytes,
+      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    );
+    this.stagingLayout = {
+      buffer,
+      ids: 0,
+      logits,
+      masks,
+      masksBytes,
+      kv: kvOff,
+      x,
+    };
+    return this.stagingLayout;
+  }
+  private stagingLayout: {
+    buffer: GPUBuffer;
+    ids: number;
+    logits: number;
+    masks: number;
+    masksBytes: number;
+    kv: number;
+    x: number;
+  } | null = null;
+
+  /** The dispatches writing every layer's chosen sets as bitmasks (tiered, ahead policies). */
+  private masksPlan(): Dispatch[] {
+    const sel = this.pol.selection;
+    if (!this.kv.masks || !sel) return [];
+    const key = "masks";
+    let p = this.plans.get(key);
+    if (!p) {
+      const set = this.set.child(`plan.${key}`);
+      const c: OpContext = { gpu: this.gpu, set, sb: this.sb };
+      const words = Math.ceil(this.kv.ctx / 32);
+      const layers = [
+        Array.from(
+          { length: this.config.nLayers },
+          (_, l) =>
+            selMaskDispatch(c, {
+              ...sel.call(this.pol, l),
+              mask: this.kv.masks!,
+              ctx: this.kv.ctx,
+              base: l * this.kv.slots * words,
+            }),
+        ),
+      ];
+      p = { set, embed: [], layers, out: [] };
+      this.plans.set(key, p);
+    }
+    return p.layers[0];
+  }
+
+  /**
+   * The dispatches rebuilding K and V of the recompute scratch's tokens at
+   * layer `l` with the forward pass's own kernels: K = RoPE(Wk RMSNorm(x)),
+   * V = Wv RMSNorm(x), stored into their rows.
+   */
+  private rcPlan(l: number): Dispatch[] {
+    const key = `rc.${l}`;
+    let p = this.plans.get(key);
+    if (!p) {
+      const rc = this.kv.rc!, c = this.config, L = this.w.layers[l];
+      const set = this.set.child(`plan.${key}`);
+      const ctx: OpContext = { gpu: this.gpu, set, sb: rc.sb };
+      const mm = (weight: GpuWeight, y: GPUBuffer) =>
+        matmulDispatches(ctx, {
+          weight,
+          x: rc.xn,
+          y,
+          xStride: weight.cols,
+          yStride: weight.rows,
+          tokensPerGroup: 4,
+        });
+      const layers = [[
+        rmsnormDispatch(ctx, {
+          x: rc.x,
+          y: rc.xn,
+          weight: L.attnNorm,
+          dim: c.dim,
+          eps: c.normEps,
+        }),
+        ...mm(L.wk, rc.k),
+        ...mm(L.wv, rc.v),
+        ropeDispatch(ctx, {
+          v: rc.k,
+          table: this.s.ropeTable,
+          nHeads: c.nKvHeads,
+          headDim: c.headDim,
+          ropeDim: c.ropeDim,
+          maxPos: this.kv.ctx,
+          interleaved: c.ropeLayout === "interleaved",
+        }),
+        kvStoreDispatch(ctx, {
+          k: rc.k,
+          v: rc.v,
+          kv: this.kv.bindings(l),
+          kvDim: c.nKvHeads * c.headDim,
+        }),
+      ]];
+      p = { set, embed: [], layers, out: [] };
+      this.plans.set(key, p);
+    }
+    return p.layers[0];
+  }
+
+  /**
+   * One step of a tiered store: the selection is known before the step
+   * (chosen ahead and read back with the previous step, or now), the
+   * store places every entry the layers touch, and the layers run in
+   * segments, each after its uploads and recompute inputs are written.
+   * The ids, logits, the next step's chosen sets and the new K/V rows
+   * (and x) come back in one readback.
+   */
+  private async runTiered(
+    tokens: StepToken[],
+    outRows: number[],
+    decode: boolean,
+    want: { ids?: boolean; logits?: boolean },
+    extra?: (enc: GPUCommandEncoder) => void,
+    outOffset = 0,
+  ): Promise<{ ids: Uint32Array | null; logits: Float32Array | null }> {
+    this.gpu.check();
+    this.checkStep(tokens, outRows);
+    const kv = this.kv, c = this.config, T = tokens.length;
+    const ahead = this.pol.timing === "ahead";
+    if (!decode) {
+      const longest = Math.max(...tokens.map((t) => t.kvLen ?? t.pos + 1));
+      if (this.pol.reserve(longest)) this.dropPlans();
+      this.pol.forget(tokens.map((t) => t.slot));
+    }
+    const st = this.staging();
+    if (decode && ahead && !this.pol.ready(tokens)) {
+      await this.selectNow(tokens);
+    }
+    const sched = scheduled(tokens);
+    const { segments } = kv.prepareStep(
+      sched,
+      decode ? this.setsFor(tokens) : () => null,
+      decode,
+    );
+    writeStep(this.gpu, this.sb, tokens, outRows, { decode, outOffset });
+    const p = this.plan(decode, T);
+    const nOut = outRows.length;
+    const kvDim = kv.dims.kvDim;
+    segments.forEach((seg, si) => {
+      seg.apply();
+      const enc = this.gpu.device.createCommandEncoder();
+      if (si === 0) encodePlan(enc, p.embed, T, nOut);
+      for (const l of seg.layers) {
+        if (kv.keepX) {
+          enc.copyBufferToBuffer(
+            this.s.x,
+            0,
+            st.buffer,
+            st.x + l * T * c.dim * 4,
+            T * c.dim * 4,
+          );
+        }
+        if (l === seg.rcLayer) {
+          encodePlan(enc, this.rcPlan(l), seg.rcCount, 0);
+        }
+        encodePlan(enc, p.layers[l], T, nOut);
+        enc.copyBufferToBuffer(
+          kv.capture!,
+          0,
+          st.buffer,
+          st.kv + l * T * kvDim * 4,
+          T * kvDim * 4,
+        );
+      }
+      if (si === segments.length - 1) {
+        const tail = [...p.out];
+        if (decode && ahead) tail.push(...this.selectPlan(true));
+        if (ahead) tail.push(...this.masksPlan());
+        encodePlan(enc, tail, T, nOut);
+        extra?.(enc);
+        if (nOut) {
+          enc.copyBufferToBuffer(
+            this.s.ids,
+            0,
+            st.buffer,
+            st.ids,
+            Math.ceil(nOut / 4) * 16,
+          );
+          if (want.logits) {
+            enc.copyBufferToBuffer(
+              this.s.logits,
+              0,
+              st.buffer,
+              st.logits,
+              nOut * c.vocabSize * 4,
+            );
+          }
+        }
+        if (ahead) {
+          enc.copyBufferToBuffer(
+            kv.masks!,
+            0,
+            st.buffer,
+            st.masks,
+            st.masksBytes,
+          );
+        }
+      }
+      this.gpu.device.queue.submit([enc.finish()]);
+    });
+    if (decode && ahead) this.pol.chosen(tokens, true);
+    const end = kv.keepX
+      ? st.x + c.nLayers * T * c.dim * 4
+      : st.kv + c.nLayers * T * kvDim * 4;
+    await this.gpu.mapOrLost(st.buffer);
+    try {
+      const all = st.buffer.getMappedRange(0, Math.ceil(end / 8) * 8);
+      const ids = new Uint32Array(all.slice(st.ids, st.ids + nOut * 4));
+      const logits = want.logits
+        ? new Float32Array(
+          all.slice(st.logits, st.logits + nOut * c.vocabSize * 4),
+        )
+        : null;
+      if (ahead) {
+        kv.absorbMasks(new Uint32Array(all, st.masks, st.masksBytes / 4));
+      }
+      const rows = new Uint32Array(
+        all.slice(st.kv, st.kv + c.nLayers * T * kvDim * 4),
+      );
+      const xs = kv.keepX
+        ? new Float32Array(all.slice(st.x, st.x + c.nLayers * T * c.dim * 4))
+        : null;
+      kv.finishStep(sched, rows, xs);
+      this.gpu.check();
+      return { ids, logits };
+    } finally {
+      st.buffer.unmap();
+    }
+  }
+
+  /**
+   * Measures what the tiered store's plan depends on (ALISA section 3):
+   * host -> GPU upload bandwidth, GPU time to rebuild one token's K/V at a
+   * layer, and attention time per attended token.
+   */
+  async profileTiers(): Promise<DeviceProfile> {
+    const gpu = this.gpu, q = gpu.device.queue, kv = this.kv, c = this.config;
+    const timeMs = async (fn: () => void, reps: number) => {
+      let best = Infinity;
+      for (let i = 0; i < reps; i++) {
+        await q.onSubmittedWorkDone();
+        const t0 = performance.now();
+        fn();
+        await q.onSubmittedWorkDone();
+        best = Math.min(best, performance.now() - t0);
+      }
+      return best;
+    };
+    // Upload: writeBuffer into the pool (no token is stored yet).
+    const part = kv.pool.parts[0];
+    const bytes = Math.min(part.size, 4 << 20) & ~3;
+    const data = new Uint8Array(bytes);
+    const upMs = await timeMs(() => q.writeBuffer(part, 0, data), 4);
+    const uploadGBs = bytes / 1e6 / Math.max(upMs, 1e-3);
+    // Recompute: the rebuild dispatches (not the row store) for R tokens.
+    let recomputeMsPerToken = Infinity;
+    if (kv.rc) {
+      const R = kv.rc.tokens;
+      const table = new Uint32Array(4 + 4 * R);
+      table[0] = R;
+      for (let i = 0; i < R; i++) table.set([0, i % kv.ctx, 0, 1], 4 + 4 * i);
+      q.writeBuffer(kv.rc.sb.step, 0, table);
+      const plan = this.rcPlan(0).slice(0, -1);
+      const run = () => {
+        const enc = gpu.device.createCommandEncoder();
+        encodePlan(enc, plan, R, 0);
+        q.submit([enc.finish()]);
+      };
+      recomputeMsPerToken = (await timeMs(run, 3)) / R;
+    }
+    // Attention: a one-layer pool of N positions, dense, n = N and N / 2.
+    const N = Math.min(kv.ctx, 256);
+    const set = this.set.child("profile");
+    let attendMsPerToken = 0;
+    try {
+      const pool = new KvPool(gpu, set, {
+        nLayers: 1,
+        slots: 1,
+        ctx: N,
+        kvDim: kv.dims.kvDim,
+      }, N);
+      const sb = {
+        step: set.buffer("step", stepTableBytes(1)),
+        outRows: set.buffer("out", 16),
+      };
+      const ctx: OpContext = { gpu, set, sb };
+      const att = attentionDispatch(ctx, {
+        q: this.s.q,
+        out: this.s.o,
+        att: this.s.att,
+        kv: pool.bindings(0),
+        policy: {
+          10: set.uniform("policy", new Uint32Array(4)),
+          11: set.buffer("sel", 16),
+          12: set.buffer("sel_n", 16),
+        },
+        nHeads: c.nHeads,
+        nKvHeads: c.nKvHeads,
+        headDim: c.headDim,
+        ctx: kv.ctx,
+      });
+      const at = async (n: number) => {
+        writeStep(gpu, sb, [{ slot: 0, pos: n - 1, id: 0 }], [], {
+          decode: false,
+        });
+        return await timeMs(() => {
+          const enc = gpu.device.createCommandEncoder();
+          encodePlan(enc, [att], 1, 0);
+          q.submit([enc.finish()]);
+        }, 3);
+      };
+      const small = await at(Math.max(1, N / 2)), big = await at(N);
+      attendMsPerToken = Math.max(0, (big - small) / (N - Math.max(1, N / 2)));
+    } finally {
+      set.destroy();
+    }
+    gpu.check();
+    return { uploadGBs, recomputeMsPerToken, attendMsPerToken, stepMs: 0 };
   }
 
   /**
    * After prefilling slots (`lengths[i]` prompt tokens in slot `slots[i]`),
    * seeds the policy from the prompt's last attention rows (SWA) and
-   * chooses the first decode step's sets. A no-op for the other policies.
+   * chooses the first decode step's sets (read back by a tiered store). A
+   * no-op for the other policies.
    */
   async seedPolicy(slots: number[], lengths: number[]): Promise<void> {
     if (this.pol.timing !== "ahead" || slots.length === 0) return;
@@ -549,10 +1028,32 @@ export class LlamaModel {
       this.plans.set(key, p);
     }
     const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(enc, [...p.layers[0], ...this.selectPlan(true)], toks.length, 0);
+    encodePlan(
+      enc,
+      [...p.layers[0], ...this.selectPlan(true), ...this.masksPlan()],
+      toks.length,
+      0,
+    );
     this.pol.chosen(toks, true);
-    this.gpu.device.queue.submit([enc.finish()]);
-    await this.gpu.device.queue.onSubmittedWorkDone();
+    if (this.kv.tiered) {
+      const st = this.staging();
+      enc.copyBufferToBuffer(
+        this.kv.masks!,
+        0,
+        st.buffer,
+        st.masks,
+        st.masksBytes,
+      );
+      this.gpu.device.queue.submit([enc.finish()]);
+      await this.gpu.mapOrLost(st.buffer);
+      this.kv.absorbMasks(
+        new Uint32Array(st.buffer.getMappedRange(st.masks, st.masksBytes)),
+      );
+      st.buffer.unmap();
+    } else {
+      this.gpu.device.queue.submit([enc.finish()]);
+      await this.gpu.device.queue.onSubmittedWorkDone();
+    }
     this.gpu.check();
   }
 
@@ -566,30 +1067,7 @@ export class LlamaModel {
     /** Decode step (KV policy applies); default: a single token. */
     decode: boolean = tokens.length === 1,
   ): Promise<Uint32Array> {
-    const n = outRows.length;
-    this.submit(tokens, outRows, decode, (enc) => {
-      if (n) {
-        enc.copyBufferToBuffer(
-          this.s.ids,
-          0,
-          this.s.idsRead,
-          0,
-          Math.ceil(n / 4) * 16,
-        );
-      }
-    });
-    if (!n) {
-      await this.gpu.device.queue.onSubmittedWorkDone();
-      this.gpu.check();
-      return new Uint32Array(0);
-    }
-    await this.gpu.mapOrLost(this.s.idsRead);
-    const ids = new Uint32Array(
-      this.s.idsRead.getMappedRange().slice(0, n * 4),
-    );
-    this.s.idsRead.unmap();
-    this.gpu.check();
-    return ids;
+    return (await this.run(tokens, outRows, decode, { ids: true })).ids!;
   }
 
   /** Runs a step and returns the logits of the output rows, (n_out, vocab). */
@@ -599,15 +1077,7 @@ export class LlamaModel {
     /** Decode step (KV policy applies); default: a single token. */
     decode: boolean = tokens.length === 1,
   ): Promise<Float32Array> {
-    this.submit(tokens, outRows, decode);
-    const out = new Float32Array(
-      await this.gpu.read(
-        this.s.logits,
-        outRows.length * this.config.vocabSize * 4,
-      ),
-    );
-    this.gpu.check();
-    return out;
+    return (await this.run(tokens, outRows, decode, { logits: true })).logits!;
   }
 
   /**
@@ -671,13 +1141,14 @@ export class LlamaModel {
           0,
           new Uint32Array(live.map((i) => windows[i][t + 1])),
         );
-        this.submit(
-          toks,
-          toks.map((_, r) => r),
-          true,
-          (enc) => encodePlan(enc, [nll], toks.length, toks.length),
-          where.length,
-        );
+        const score = (enc: GPUCommandEncoder) =>
+          encodePlan(enc, [nll], toks.length, toks.length);
+        const rows = toks.map((_, r) => r);
+        if (this.kv.tiered) {
+          await this.run(toks, rows, true, {}, score, where.length);
+        } else {
+          this.submit(toks, rows, true, score, where.length);
+        }
         for (const i of live) where.push([i, t]);
         // Let the queue drain now and then, so pending work stays bounded.
         if (t % 64 === 63) await this.gpu.device.queue.onSubmittedWorkDone();
@@ -715,6 +1186,11 @@ export class LlamaModel {
   > {
     if (!Number.isInteger(layer) || layer < 0 || layer >= this.config.nLayers) {
       throw new RangeError(`no layer ${layer}`);
+    }
+    if (this.kv.tiered) {
+      throw new TypeError(
+        "stepCapture runs on a store without a GPU KV budget",
+      );
     }
     const run = this.prepare(tokens, outRows, decode);
     const at = run.findIndex((d) => d.label === `attention.${layer}`);
