@@ -202,6 +202,31 @@ export class KvPool {
     }
   }
 
+  /**
+   * Writes the table entries of `pairs` ((entry, row) pairs) that differ
+   * from what the GPU table holds (`gpuTable`, the store's mirror of it),
+   * in runs of consecutive entries.
+   */
+  writeEntries(pairs: number[], gpuTable: Int32Array): void {
+    const todo: number[] = [];
+    for (let i = 0; i < pairs.length; i += 2) {
+      if (gpuTable[pairs[i]] !== pairs[i + 1]) {
+        gpuTable[pairs[i]] = pairs[i + 1];
+        todo.push(pairs[i]);
+      }
+    }
+    todo.sort((a, b) => a - b);
+    let i = 0;
+    while (i < todo.length) {
+      let j = i + 1;
+      while (j < todo.length && todo[j] === todo[j - 1] + 1) j++;
+      const run = new Uint32Array(j - i);
+      for (let q = i; q < j; q++) run[q - i] = gpuTable[todo[q]];
+      this.gpu.device.queue.writeBuffer(this.table, todo[i] * 4, run);
+      i = j;
+    }
+  }
+
   /** Writes `words` (rowWords u32 per row) into consecutive rows from `row`. */
   writeRows(row: number, words: Uint32Array<ArrayBuffer>): void {
     const n = words.length / this.rowWords;

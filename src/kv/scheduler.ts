@@ -96,6 +96,12 @@ export interface LayerWork {
   news: number[];
   /** Rows this layer reads or writes (for the executor's ordering). */
   rows: number[];
+  /**
+   * (entry, row) of every entry this layer reads or writes, as placed
+   * when the layer runs: the table entries the layer's dispatches need
+   * (a later layer of the same step may take a row away again).
+   */
+  table: number[];
 }
 
 /** The decisions of one step. */
@@ -362,6 +368,7 @@ export class TierScheduler {
           recomputes: [],
           news: [],
           rows: [],
+          table: [],
         };
         for (const e of existing[l]) {
           if (this.tier[e] === TIER.gpu) continue;
@@ -388,13 +395,10 @@ export class TierScheduler {
           this.dropped[e] = 0;
           w.news.push(e, row);
         }
-        for (const e of existing[l]) {
+        for (const e of [...existing[l], ...created[l]]) {
           this.touch(e);
           w.rows.push(pool.rowOf[e]);
-        }
-        for (const e of created[l]) {
-          this.touch(e);
-          w.rows.push(pool.rowOf[e]);
+          w.table.push(e, pool.rowOf[e]);
         }
         layers.push(w);
       }

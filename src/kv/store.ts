@@ -283,6 +283,8 @@ export class KvStore {
   /** The current plan and its modelled cost. */
   plan: TierPlan = NO_RECOMPUTE;
   planCost: PlanCost | null = null;
+  /** Tiered: the row table as the GPU holds it (-1: no row). */
+  private gpuTable: Int32Array | null = null;
   /** Chosen sets read back (tiered, ahead policies): per (layer, slot) bitmask words. */
   private selMasks: Uint32Array | null = null;
   private maskN: Int32Array;
@@ -380,6 +382,7 @@ export class KvStore {
       maxBytes: options.hostBytes,
     });
     this.scheduler = new TierScheduler(this.pool);
+    this.gpuTable = new Int32Array(entries).fill(-1);
   }
 
   /** Positions per sequence. */
@@ -583,7 +586,7 @@ export class KvStore {
         rcLayer: rcl,
         rcCount,
         apply: () => {
-          pool.flushTable();
+          for (const w of work) pool.writeEntries(w.table, this.gpuTable!);
           for (const w of work) {
             for (let i = 0; i < w.uploads.length; i += 2) {
               const { l, slot, pos } = split(w.uploads[i]);
