@@ -21,7 +21,7 @@
  *
  * @example Generate text
  * ```ts
- * import { assert, assertEquals } from "@std/assert";
+ * import { assertEquals, assertNotEquals } from "@std/assert";
  * import { loadModel } from "./mod.ts";
  * if (!(await navigator.gpu?.requestAdapter())) {
  *   console.log("skipped: no WebGPU adapter");
@@ -35,13 +35,13 @@
  * assertEquals(text, result.text); // the streamed pieces make up the text
  * assertEquals(result.ids.length, 8);
  * assertEquals(result.finishReason, "length");
- * assert(text.trim().length > 0);
+ * assertNotEquals(text.trim(), "");
  * model.dispose();
  * ```
  *
  * @example Open a model file and read a tensor
  * ```ts
- * import { assert, assertEquals } from "@std/assert";
+ * import { assertEquals, assertInstanceOf } from "@std/assert";
  * import { openModelFile } from "./mod.ts";
  * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
  * const path = `${dir}/models/austen-5m-q8_0.gguf`;
@@ -54,7 +54,7 @@
  * const model = await openModelFile(path);
  * assertEquals(model.config.dim, 256);
  * const wq = await model.read("blk.0.attn_q.weight", "f16"); // f16 bits
- * assert(wq instanceof Uint16Array);
+ * assertInstanceOf(wq, Uint16Array);
  * assertEquals(wq.length, 256 * 256);
  * model.close();
  * ```

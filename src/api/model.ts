@@ -3,7 +3,7 @@
  *
  * @example Generate from the embedded default model
  * ```ts
- * import { assert, assertEquals } from "@std/assert";
+ * import { assertEquals, assertGreater } from "@std/assert";
  * import { loadModel } from "./model.ts";
  * if (!(await navigator.gpu?.requestAdapter())) {
  *   console.log("skipped: no WebGPU adapter");
@@ -19,7 +19,7 @@
  * const { ids, text, decodeTokS } = await gen.result;
  * assertEquals(ids.length, 16);
  * assertEquals(pieces.join(""), text);
- * assert(decodeTokS > 0);
+ * assertGreater(decodeTokS, 0);
  * // Greedy (the default) is deterministic: the same prompt, the same ids.
  * const again = model.generate("It is a truth universally acknowledged", {
  *   maxTokens: 16,

@@ -8,15 +8,15 @@
  *
  * @example
  * ```ts
- * import { assert, assertEquals } from "@std/assert";
+ * import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
  * import { markdownTable, resultsJson, svgPlot } from "./report.ts";
  * const results = [
  *   { policy: "dense", sparsity: 0, ppl: 10, top1_agree: 1, tokens: 100 },
  *   { policy: "swa", sparsity: 0.5, ppl: 10.5, top1_agree: 0.97, tokens: 100 },
  * ];
  * // swa's perplexity, and its change against dense (10 -> 10.5: +5.0%)
- * assert(markdownTable(results).includes("10.500 (+5.0%)"));
- * assert(svgPlot(results, { title: "Austen" }).startsWith("<svg"));
+ * assertStringIncludes(markdownTable(results), "10.500 (+5.0%)");
+ * assertMatch(svgPlot(results, { title: "Austen" }), /^<svg[^>]*>/);
  * assertEquals(JSON.parse(resultsJson(results)).results.length, 2);
  * ```
  *
