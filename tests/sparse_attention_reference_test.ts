@@ -196,8 +196,13 @@ Deno.test({
                     list.every((p, j) =>
                       p >= 0 && p < n && (j === 0 || p > list[j - 1])
                     ),
+                    `step ${s} layer ${l} head ${h}: [${list}] is not ascending in [0, ${n})`,
                   );
-                  assertEquals(list[list.length - 1], n - 1);
+                  assertEquals(
+                    list[list.length - 1],
+                    n - 1,
+                    `step ${s} layer ${l} head ${h}: the current position`,
+                  );
                   attended += list.length;
                   if (list.length < n) sparse++;
                   const w = cap.weights[s][l]?.[h];
