@@ -21,21 +21,27 @@
  *
  * @example Generate text
  * ```ts
+ * import { assertEquals, assertNotEquals } from "@std/assert";
  * import { loadModel } from "./mod.ts";
  * if (!(await navigator.gpu?.requestAdapter())) {
  *   console.log("skipped: no WebGPU adapter");
  *   Deno.exit(0);
  * }
  * const model = await loadModel();
- * const gen = model.generate("Mr. Darcy", { maxTokens: 8 });
+ * const gen = model.generate("Mr. Darcy", { maxTokens: 8, stopAtEos: false });
  * let text = "";
  * for await (const piece of gen) text += piece.text;
- * console.log(text === (await gen.result).text); // true
+ * const result = await gen.result;
+ * assertEquals(text, result.text); // the streamed pieces make up the text
+ * assertEquals(result.ids.length, 8);
+ * assertEquals(result.finishReason, "length");
+ * assertNotEquals(text.trim(), "");
  * model.dispose();
  * ```
  *
  * @example Open a model file and read a tensor
  * ```ts
+ * import { assertEquals, assertInstanceOf } from "@std/assert";
  * import { openModelFile } from "./mod.ts";
  * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
  * const path = `${dir}/models/austen-5m-q8_0.gguf`;
@@ -46,9 +52,10 @@
  *   Deno.exit(0);
  * }
  * const model = await openModelFile(path);
- * console.log(model.config.dim); // 256
- * const wq = await model.read("blk.0.attn_q.weight", "f16"); // Uint16Array of f16 bits
- * console.log(wq.length); // 65536
+ * assertEquals(model.config.dim, 256);
+ * const wq = await model.read("blk.0.attn_q.weight", "f16"); // f16 bits
+ * assertInstanceOf(wq, Uint16Array);
+ * assertEquals(wq.length, 256 * 256);
  * model.close();
  * ```
  *

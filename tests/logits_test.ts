@@ -1,9 +1,15 @@
 /**
  * `model.logits` against PyTorch fp32 logits of the f32 Austen model
  * (logits-austen.json): every vocabulary logit at three positions per case
- * and the top-20 logits at every position. NMSE <= 1e-5 is required for the
- * f32 weights; the f16 and q8_0 files are measured and printed (and bounded
- * loosely, so a broken kernel still fails).
+ * and the top-20 logits at every position, for the f32, f16 and q8_0 GGUFs.
+ *
+ * The bounds are 3-5x what llvmpipe measures (printed), NMSE of full rows /
+ * of the top 20 at every position:
+ * - f32:  3.09e-9 / 2.37e-9 (the floor is the f16 KV cache: a TypeScript
+ *   pass with f16-rounded K/V is 1e-9..3e-9 from PyTorch too, with f32 K/V
+ *   8e-14; see scoring_reference_test.ts)
+ * - f16:  2.49e-8 / 5.58e-9
+ * - q8_0: 1.21e-5 / 2.49e-6
  */
 import { assertEquals, assertLessOrEqual } from "@std/assert";
 import { loadModel } from "../src/api/model.ts";
@@ -11,10 +17,12 @@ import { compare, hasShared, sharedPath } from "./_shared.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 
 const FIXTURE = "fixtures/logits-austen.json";
-const VARIANTS: [string, number][] = [["f32", 1e-5], ["f16", 1e-4], [
-  "q8_0",
-  1e-3,
-]];
+/** [variant, NMSE bound of full rows, NMSE bound of the top 20] */
+const VARIANTS: [string, number, number][] = [
+  ["f32", 1e-8, 1e-8],
+  ["f16", 1e-7, 3e-8],
+  ["q8_0", 5e-5, 1e-5],
+];
 const present = HAS_GPU && hasShared(FIXTURE) &&
   VARIANTS.every(([v]) => hasShared(`models/austen-5m-${v}.gguf`));
 
@@ -24,9 +32,10 @@ interface Case {
   top20: { ids: number[]; logits: number[] }[];
 }
 
-for (const [variant, bound] of VARIANTS) {
+for (const [variant, boundFull, boundTop] of VARIANTS) {
   Deno.test({
-    name: `logits of the ${variant} GGUF match PyTorch fp32 (NMSE <= ${bound})`,
+    name:
+      `logits of the ${variant} GGUF match PyTorch fp32 (NMSE <= ${boundFull} full rows, <= ${boundTop} top 20)`,
     ignore: !present,
     async fn() {
       const cases: Case[] =
@@ -59,8 +68,8 @@ for (const [variant, bound] of VARIANTS) {
             worstFull.toExponential(2)
           }, top-20 at every position ${worstTop.toExponential(2)}`,
         );
-        assertLessOrEqual(worstFull, bound);
-        assertLessOrEqual(worstTop, bound);
+        assertLessOrEqual(worstFull, boundFull, `${variant}: full rows`);
+        assertLessOrEqual(worstTop, boundTop, `${variant}: top 20`);
       } finally {
         model.dispose();
       }

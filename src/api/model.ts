@@ -3,16 +3,30 @@
  *
  * @example Generate from the embedded default model
  * ```ts
+ * import { assertEquals, assertGreater } from "@std/assert";
  * import { loadModel } from "./model.ts";
  * if (!(await navigator.gpu?.requestAdapter())) {
  *   console.log("skipped: no WebGPU adapter");
  *   Deno.exit(0);
  * }
  * const model = await loadModel(); // the embedded Austen 5.8M model
- * const gen = model.generate("It is a truth universally acknowledged", { maxTokens: 16 });
- * for await (const piece of gen) console.log(piece.text);
- * const { decodeTokS } = await gen.result;
- * console.log(decodeTokS > 0); // true
+ * const gen = model.generate("It is a truth universally acknowledged", {
+ *   maxTokens: 16,
+ *   stopAtEos: false,
+ * });
+ * const pieces: string[] = [];
+ * for await (const piece of gen) pieces.push(piece.text);
+ * const { ids, text, decodeTokS } = await gen.result;
+ * assertEquals(ids.length, 16);
+ * assertEquals(pieces.join(""), text);
+ * assertGreater(decodeTokS, 0);
+ * // Greedy (the default) is deterministic: the same prompt, the same ids.
+ * const again = model.generate("It is a truth universally acknowledged", {
+ *   maxTokens: 16,
+ *   stopAtEos: false,
+ * });
+ * for await (const _ of again) continue; // drain
+ * assertEquals((await again.result).ids, ids);
  * model.dispose();
  * ```
  *

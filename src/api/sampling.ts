@@ -3,6 +3,27 @@
  * seeded. Greedy decoding never comes here: it takes the GPU's argmax and
  * reads back one id per sequence.
  *
+ * @example Temperature, top-k and a seeded draw
+ * ```ts
+ * import { assertEquals } from "@std/assert";
+ * import { sample, seededRandom } from "./sampling.ts";
+ * const logits = new Float32Array([1, 3, -1, 2]);
+ * // Temperature 0 is the argmax; top-k 1 too, whatever random() says.
+ * assertEquals(sample(logits, { temperature: 0 }, Math.random), 1);
+ * assertEquals(sample(logits, { temperature: 1, topK: 1 }, () => 0.99), 1);
+ * // Top-k 2 at T = 1: id 1 has e^3 / (e^3 + e^2) = 0.731 of the mass and
+ * // comes first in the CDF, so random() = 0.73 picks it, 0.74 picks id 3.
+ * assertEquals(sample(logits, { temperature: 1, topK: 2 }, () => 0.73), 1);
+ * assertEquals(sample(logits, { temperature: 1, topK: 2 }, () => 0.74), 3);
+ * // At T = 0.25 id 1 has e^4 / (e^4 + 1) = 0.982: 0.97 still picks it.
+ * assertEquals(sample(logits, { temperature: 0.25, topK: 2 }, () => 0.97), 1);
+ * // The same seed draws the same tokens.
+ * const a = seededRandom(42), b = seededRandom(42);
+ * const o = { temperature: 0.8, topP: 0.9 };
+ * const draws = (r: () => number) => Array.from({ length: 20 }, () => sample(logits, o, r));
+ * assertEquals(draws(a), draws(b));
+ * ```
+ *
  * @module
  */
 

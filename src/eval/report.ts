@@ -8,14 +8,16 @@
  *
  * @example
  * ```ts
+ * import { assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
  * import { markdownTable, resultsJson, svgPlot } from "./report.ts";
  * const results = [
  *   { policy: "dense", sparsity: 0, ppl: 10, top1_agree: 1, tokens: 100 },
  *   { policy: "swa", sparsity: 0.5, ppl: 10.5, top1_agree: 0.97, tokens: 100 },
  * ];
- * console.log(markdownTable(results).includes("10.500 (+5.0%)")); // true
- * console.log(svgPlot(results, { title: "Austen" }).startsWith("<svg")); // true
- * console.log(JSON.parse(resultsJson(results)).results.length); // 2
+ * // swa's perplexity, and its change against dense (10 -> 10.5: +5.0%)
+ * assertStringIncludes(markdownTable(results), "10.500 (+5.0%)");
+ * assertMatch(svgPlot(results, { title: "Austen" }), /^<svg[^>]*>/);
+ * assertEquals(JSON.parse(resultsJson(results)).results.length, 2);
  * ```
  *
  * @module

@@ -6,6 +6,7 @@
  *
  * @example Read the metadata and one tensor
  * ```ts
+ * import { assertEquals, assertInstanceOf } from "@std/assert";
  * import { GgufFile } from "./gguf.ts";
  * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
  * const path = `${dir}/models/austen-5m-q8_0.gguf`;
@@ -16,9 +17,10 @@
  *   Deno.exit(0);
  * }
  * const gguf = await GgufFile.open(path);
- * console.log(gguf.metadata.get("general.architecture")); // "llama"
- * const w = await gguf.read("blk.0.attn_q.weight", "f32");
- * console.log(w.length); // 65536
+ * assertEquals(gguf.metadata.get("general.architecture"), "llama");
+ * const w = await gguf.read("blk.0.attn_q.weight", "f32"); // q8_0, dequantized
+ * assertInstanceOf(w, Float32Array);
+ * assertEquals(w.length, 256 * 256);
  * gguf.close();
  * ```
  *

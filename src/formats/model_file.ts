@@ -5,6 +5,7 @@
  *
  * @example Inspect a model
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { openModelFile } from "./model_file.ts";
  * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
  * const path = `${dir}/models/austen-5m-hf`;
@@ -15,9 +16,12 @@
  *   Deno.exit(0);
  * }
  * const model = await openModelFile(path);
- * console.log(model.config.dim, model.config.nLayers); // 256 6
+ * assertEquals(model.format, "hf");
+ * assertEquals([model.config.dim, model.config.nLayers], [256, 6]);
+ * // Q/K rows are permuted to interleaved order as they load (permuteQK).
+ * assertEquals(model.config.ropeLayout, "interleaved");
  * const norm = await model.read("output_norm.weight");
- * console.log(norm.length); // 256
+ * assertEquals(norm.length, 256);
  * model.close();
  * ```
  *

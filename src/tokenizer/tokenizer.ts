@@ -16,6 +16,7 @@
  *
  * @example Encode and decode
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Tokenizer } from "./tokenizer.ts";
  * const dir = Deno.env.get("ALISA_SHARED") ?? "../shared";
  * const path = `${dir}/models/austen-5m-hf`;
@@ -26,11 +27,13 @@
  *   Deno.exit(0);
  * }
  * const tok = await Tokenizer.fromHfDir(path);
- * const ids = tok.encode("It is a truth"); // [1, 597, 366, 261, 1818]
- * console.log(tok.pieces(ids)); // ["<s>", "▁It", "▁is", "▁a", "▁truth"]
- * console.log(tok.decode(ids)); // "It is a truth"
+ * const ids = tok.encode("It is a truth"); // BOS first
+ * assertEquals(ids, [1, 597, 366, 261, 1818]);
+ * assertEquals(tok.pieces(ids), ["<s>", "▁It", "▁is", "▁a", "▁truth"]);
+ * assertEquals(tok.decode(ids), "It is a truth");
+ * // Streaming: pieces of text as ids arrive, the same text in the end.
  * const d = tok.decoder();
- * console.log(ids.map((id) => d.push(id)).join("") + d.flush());
+ * assertEquals(ids.map((id) => d.push(id)).join("") + d.flush(), "It is a truth");
  * ```
  *
  * @example From a vocabulary built in code
