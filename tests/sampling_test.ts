@@ -297,21 +297,13 @@ Deno.test("sample: -Infinity logits are never drawn (frequencies; draws up to 1 
   }
 });
 
-Deno.test({
-  name:
-    "KNOWN BUG: sample() with random() = 1 - 2^-53 returns a -Infinity (probability 0) token",
-  // sample() walks the CDF and, when rounding leaves r >= 0 after the last
-  // positive probability, falls back to the last candidate, which can be a
-  // -Infinity logit. seededRandom never returns values this close to 1,
-  // so generation is not affected; a caller's own random() (Math.random
-  // can return 1 - 2^-53) is. Enable once sample() falls back to the last
-  // candidate with a positive probability.
-  ignore: true,
-  fn() {
-    const u = 1 - 2 ** -53;
-    const l = [1, 2, 3, 4, 5, -Infinity];
-    expectDraw(l, { temperature: 0.7 }, u, 4);
-  },
+Deno.test("sample() with random() = 1 - 2^-53 never returns a -Infinity (probability 0) token", () => {
+  // Rounding can leave r >= 0 after the last positive probability (Math.random
+  // can return 1 - 2^-53); the draw must then be the last token with p > 0
+  // in CDF order (most likely first): id 0, the smallest finite logit.
+  const u = 1 - 2 ** -53;
+  const l = [1, 2, 3, 4, 5, -Infinity];
+  expectDraw(l, { temperature: 0.7 }, u, 0);
 });
 
 Deno.test("checkSampling: RangeError for NaN, negative or infinite temperature, bad top-k and top-p", () => {

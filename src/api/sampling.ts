@@ -106,5 +106,8 @@ export function sample(
     r -= probs[i];
     if (r < 0) return ids[i];
   }
-  return ids[ids.length - 1];
+  // Rounding left r >= 0 (random() within an ulp of 1): the last token
+  // that has any probability, never a -Infinity one.
+  for (let i = ids.length - 1; i > 0; i--) if (probs[i] > 0) return ids[i];
+  return ids[0];
 }

@@ -40,14 +40,15 @@
  *
  * @example Quantize a block of keys per channel
  * ```ts
+ * import { assert, assertEquals } from "@std/assert";
  * import { dequantizeInt8, quantizeInt8 } from "./int8.ts";
  * const tokens = 64, channels = 128;
  * const k = Float32Array.from({ length: tokens * channels }, () => Math.random());
  * const layout = { groupShape: "perChannel", tokens, channels, groupTokens: 64 } as const;
  * const block = quantizeInt8(k, layout);
- * console.log(block.q.length, block.scale.length); // 8192 128
+ * assertEquals([block.q.length, block.scale.length], [8192, 128]);
  * const back = dequantizeInt8(block, layout) as Float32Array;
- * console.log(Math.abs(back[0] - k[0]) <= block.scale[0] / 2 + 1e-6); // true
+ * assert(Math.abs(back[0] - k[0]) <= block.scale[0] / 2 + 1e-6);
  * ```
  *
  * @module
@@ -225,12 +226,13 @@ export function int8ParamShape(layout: Int8Layout, n?: number): number[] {
  *
  * @example Hot path: quantize in place
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { Int8Workspace } from "./int8.ts";
  * using ws = new Int8Workspace();
  * ws.configure({ groupShape: "perToken", tokens: 16, channels: 64, headDim: 32 });
  * ws.input.fill(0.5); // write the block straight into Wasm memory
  * ws.quantize();
- * console.log(ws.q[0], ws.scale.length, ws.scale[0], ws.zero[0]); // 0 32 0.5 -1
+ * assertEquals([ws.q[0], ws.scale.length, ws.scale[0], ws.zero[0]], [0, 32, 0.5, -1]);
  * ```
  */
 export class Int8Workspace {

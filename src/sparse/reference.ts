@@ -29,6 +29,7 @@
  *
  * @example Drive SWA for three steps
  * ```ts
+ * import { assertEquals } from "@std/assert";
  * import { SwaReference } from "./reference.ts";
  * const swa = new SwaReference({ name: "swa", sparsity: 0.5 });
  * for (let n = 1; n <= 3; n++) {
@@ -37,7 +38,7 @@
  *   const w = new Float32Array(list.length).fill(1 / list.length);
  *   swa.observe(n - 1, [w]);
  * }
- * console.log(swa.scores.length); // 3
+ * assertEquals(swa.scores.length, 3);
  * ```
  *
  * @module
