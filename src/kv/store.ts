@@ -140,7 +140,7 @@ export interface RecomputeScratch {
 
 /** A run of layers encoded in one command buffer, and what precedes it. */
 export interface Segment {
-  /** Layers, in order. */
+  /** Layers, in order (none: a round of recomputes only). */
   layers: number[];
   /** The layer whose recompute dispatches run before it (at most one). */
   rcLayer: number;
@@ -571,20 +571,25 @@ export class KvStore {
       const { l, slot, pos } = split(e);
       host.dropKv(l, slot, pos);
     }
-    // Cut layers into segments (see the module doc of scheduler.ts).
+    // Cut layers into segments: a new one before a layer whose uploads
+    // would overwrite a row a layer of the open segment still reads (its
+    // commands run only at the segment's submit), or whose recomputes need
+    // the scratch another layer of the segment uses. A layer with more
+    // recomputes than the scratch holds gets rounds of its own first.
     const segments: Segment[] = [];
+    const R = this.rc?.tokens ?? 0;
     let cur: number[] = [];
     let used = new Set<number>();
     let rcLayer = -1;
+    let rcPairs: number[] = [];
     const close = () => {
       if (!cur.length) return;
-      const layers = cur, rcl = rcLayer;
+      const layers = cur, rcl = rcLayer, pairs = rcPairs;
       const work = layers.map((l) => decision.layers[l]);
-      const rcCount = rcl >= 0 ? decision.layers[rcl].recomputes.length / 2 : 0;
       segments.push({
         layers,
         rcLayer: rcl,
-        rcCount,
+        rcCount: pairs.length / 2,
         apply: () => {
           for (const w of work) pool.writeEntries(w.table, this.gpuTable!);
           for (const w of work) {
@@ -595,12 +600,13 @@ export class KvStore {
               pool.writeRows(w.uploads[i + 1], row);
             }
           }
-          if (rcl >= 0) this.writeRecompute(decision.layers[rcl].recomputes);
+          if (rcl >= 0) this.writeRecompute(pairs);
         },
       });
       cur = [];
       used = new Set();
       rcLayer = -1;
+      rcPairs = [];
     };
     for (let l = 0; l < this.dims.nLayers; l++) {
       const w = decision.layers[l];
@@ -608,21 +614,33 @@ export class KvStore {
       for (let i = 1; i < w.uploads.length && !clash; i += 2) {
         if (used.has(w.uploads[i])) clash = true;
       }
-      const rc = w.recomputes.length / 2;
-      if (rc > 0 && (rcLayer >= 0 || (this.rc && rc > this.rc.tokens))) {
-        clash = true;
-      }
-      if (rc > (this.rc?.tokens ?? 0)) {
-        throw new RangeError(
-          `layer ${l} needs ${rc} tokens recomputed in one step; the recompute scratch holds ${
-            this.rc?.tokens ?? 0
-          }`,
-        );
-      }
+      let pairs = w.recomputes;
+      if (pairs.length && (rcLayer >= 0 || pairs.length / 2 > R)) clash = true;
       if (clash) close();
+      if (pairs.length / 2 > R) {
+        // Whole rounds of R tokens, each its own submit, before the layer;
+        // the rows they write are this layer's, used by nothing before it.
+        const table = w.table;
+        while (pairs.length / 2 > R) {
+          const round = pairs.slice(0, 2 * R);
+          pairs = pairs.slice(2 * R);
+          segments.push({
+            layers: [],
+            rcLayer: l,
+            rcCount: R,
+            apply: () => {
+              pool.writeEntries(table, this.gpuTable!);
+              this.writeRecompute(round);
+            },
+          });
+        }
+      }
       cur.push(l);
       for (const r of w.rows) used.add(r);
-      if (rc > 0) rcLayer = l;
+      if (pairs.length) {
+        rcLayer = l;
+        rcPairs = pairs;
+      }
     }
     close();
     let uploaded = 0, recomputed = 0;

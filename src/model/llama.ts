@@ -823,6 +823,9 @@ export class LlamaModel {
       seg.apply();
       const enc = this.gpu.device.createCommandEncoder();
       if (si === 0) encodePlan(enc, p.embed, T, nOut);
+      if (!seg.layers.length) {
+        encodePlan(enc, this.rcPlan(seg.rcLayer), seg.rcCount, 0);
+      }
       for (const l of seg.layers) {
         if (kv.keepX) {
           enc.copyBufferToBuffer(
