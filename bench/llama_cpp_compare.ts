@@ -10,7 +10,7 @@
  */
 import { parseArgs } from "node:util";
 // deno-lint-ignore no-import-prefix
-import { getLlama } from "npm:node-llama-cpp@3.21.1";
+import { getLlama, type Token } from "npm:node-llama-cpp@3.21.1";
 import { loadModel } from "../src/api/model.ts";
 import { defaultModelPath } from "../src/api/default_model.ts";
 
@@ -47,7 +47,9 @@ const seq = ctx.getSequence();
 const theirs: number[] = [];
 const t0 = performance.now();
 let tFirst = 0;
-for await (const t of seq.evaluate(promptIds, { temperature: 0 })) {
+for await (
+  const t of seq.evaluate(promptIds as unknown as Token[], { temperature: 0 })
+) {
   if (theirs.length === 0) tFirst = performance.now();
   theirs.push(t);
   if (theirs.length >= n) break;

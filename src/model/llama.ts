@@ -43,15 +43,11 @@ import {
   writeStep,
 } from "../gpu/step.ts";
 import type { GpuWeight } from "../gpu/weights.ts";
-import type { DeviceProfile } from "../kv/cost_model.ts";
 import { kvStoreDispatch, selMaskDispatch } from "../kv/ops.ts";
-import { KvPool } from "../kv/pool.ts";
-import type { ScheduledToken } from "../kv/scheduler.ts";
 import { type KvOptions, KvStore } from "../kv/store.ts";
 import { nllDispatch } from "../eval/ops.ts";
 import { createPolicy } from "../sparse/create_policy.ts";
 import type { KvPolicy } from "../sparse/policy.ts";
-import { selectStatic } from "../sparse/reference.ts";
 import {
   checkSparsity,
   POLICY_NAMES,
@@ -68,6 +64,7 @@ import {
   siluMulDispatch,
 } from "./ops.ts";
 import { type UploadProgress, uploadWeights, type Weights } from "./weights.ts";
+import { scheduled, TieredSteps } from "./tiered_step.ts";
 
 /** Activation buffers for one step of up to `maxTokens` tokens. */
 interface RunState {
@@ -138,15 +135,6 @@ export function checkPolicySpec(
   return { name: spec.name, sparsity: spec.sparsity, minBudget };
 }
 
-/** The step's tokens as the KV store sees them. */
-function scheduled(tokens: StepToken[]): ScheduledToken[] {
-  return tokens.map((t) => ({
-    slot: t.slot,
-    pos: t.pos,
-    kvLen: t.kvLen ?? t.pos + 1,
-  }));
-}
-
 /** A Llama-family model on the GPU. */
 export class LlamaModel {
   private readonly sb: StepBuffers;
@@ -154,6 +142,8 @@ export class LlamaModel {
   private pol: KvPolicy;
   /** Tests: attention records the static policies' sets (set before setPolicy). */
   recordSelections = false;
+  /** Steps on a tiered store (null: the store is static). */
+  private readonly tiered: TieredSteps | null;
 
   private constructor(
     readonly gpu: Gpu,
@@ -173,6 +163,24 @@ export class LlamaModel {
       outRows: set.buffer("out_rows", maxStepTokens * 4),
     };
     this.pol = this.makePolicy(DENSE);
+    this.tiered = kv.tiered
+      ? new TieredSteps({
+        gpu,
+        config,
+        kv,
+        sb: this.sb,
+        maxOut,
+        set,
+        run: s,
+        policy: () => this.pol,
+        plan: (decode, n) => this.plan(decode, n),
+        selectPlan: (next) => this.selectPlan(next),
+        masksPlan: () => this.masksPlan(),
+        rcPlan: (l) => this.rcPlan(l),
+        checkStep: (t, o) => this.checkStep(t, o),
+        dropPlans: () => this.dropPlans(),
+      })
+      : null;
   }
 
   /** The KV policy of decode steps. */
@@ -309,8 +317,8 @@ export class LlamaModel {
         maxStepTokens,
         maxOut,
       );
-      if (kv.tiered) {
-        kv.profile = await model.profileTiers();
+      if (model.tiered) {
+        kv.profile = await model.tiered.profile();
         const { row, x } = kv.transferSizes;
         const perRowMs = row / (kv.profile.uploadGBs * 1e6);
         const perRcMs = kv.profile.recomputeMsPerToken +
@@ -571,8 +579,8 @@ export class LlamaModel {
     extra?: (enc: GPUCommandEncoder) => void,
     outOffset = 0,
   ): Promise<{ ids: Uint32Array | null; logits: Float32Array | null }> {
-    if (this.kv.tiered) {
-      return await this.runTiered(
+    if (this.tiered) {
+      return await this.tiered.step(
         tokens,
         outRows,
         decode,
@@ -609,95 +617,6 @@ export class LlamaModel {
     this.gpu.check();
     return { ids: ids ?? new Uint32Array(0), logits };
   }
-
-  /**
-   * Runs the policy's selection for `tokens`' current step where it was
-   * not chosen ahead, and (tiered) reads the chosen sets back.
-   */
-  private async selectNow(tokens: StepToken[]): Promise<void> {
-    writeStep(this.gpu, this.sb, tokens, [], { decode: true });
-    const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(
-      enc,
-      [...this.selectPlan(false), ...this.masksPlan()],
-      tokens.length,
-      0,
-    );
-    this.pol.chosen(tokens, false);
-    const st = this.staging();
-    enc.copyBufferToBuffer(
-      this.kv.masks!,
-      0,
-      st.buffer,
-      st.masks,
-      st.masksBytes,
-    );
-    this.gpu.device.queue.submit([enc.finish()]);
-    await this.gpu.mapOrLost(st.buffer);
-    this.kv.absorbMasks(
-      new Uint32Array(st.buffer.getMappedRange(st.masks, st.masksBytes)),
-    );
-    st.buffer.unmap();
-  }
-
-  /** The sets of a tiered decode step's tokens at each layer (null: all positions). */
-  private setsFor(
-    tokens: StepToken[],
-  ): (l: number, slot: number) => ArrayLike<number> | null {
-    const spec = this.pol.spec;
-    if (spec.name === "dense") return () => null;
-    if (this.pol.timing === "ahead") {
-      return (l, slot) => this.kv.chosenSet(l, slot);
-    }
-    const n = new Map(tokens.map((t) => [t.slot, t.kvLen ?? t.pos + 1]));
-    const cache = new Map<number, Int32Array>();
-    return (_l, slot) => {
-      const len = n.get(slot)!;
-      let set = cache.get(len);
-      if (!set) cache.set(len, set = selectStatic(spec, len));
-      return set;
-    };
-  }
-
-  /** The tiered readback buffer and its layout (bytes). */
-  private staging() {
-    if (this.stagingLayout) return this.stagingLayout;
-    const c = this.config, kv = this.kv;
-    const T = kv.stepTokens, L = c.nLayers;
-    const pad = (n: number) => Math.ceil(n / 16) * 16;
-    const outRows = Math.min(this.maxOut, T);
-    const idsBytes = pad(outRows * 4);
-    const logitsBytes = pad(outRows * c.vocabSize * 4);
-    const masksBytes = pad(kv.masks!.size);
-    const kvBytes = pad(L * T * kv.dims.kvDim * 4);
-    const xBytes = kv.recompute === "off" ? 0 : pad(L * T * c.dim * 4);
-    const logits = idsBytes, masks = logits + logitsBytes;
-    const kvOff = masks + masksBytes, x = kvOff + kvBytes;
-    const buffer = kv.stagingSet.raw(
-      "readback",
-      x + xBytes,
-      GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    );
-    this.stagingLayout = {
-      buffer,
-      ids: 0,
-      logits,
-      masks,
-      masksBytes,
-      kv: kvOff,
-      x,
-    };
-    return this.stagingLayout;
-  }
-  private stagingLayout: {
-    buffer: GPUBuffer;
-    ids: number;
-    logits: number;
-    masks: number;
-    masksBytes: number;
-    kv: number;
-    x: number;
-  } | null = null;
 
   /** The dispatches writing every layer's chosen sets as bitmasks (tiered, ahead policies). */
   private masksPlan(): Dispatch[] {
@@ -781,231 +700,6 @@ export class LlamaModel {
   }
 
   /**
-   * One step of a tiered store: the selection is known before the step
-   * (chosen ahead and read back with the previous step, or now), the
-   * store places every entry the layers touch, and the layers run in
-   * segments, each after its uploads and recompute inputs are written.
-   * The ids, logits, the next step's chosen sets and the new K/V rows
-   * (and x) come back in one readback.
-   */
-  private async runTiered(
-    tokens: StepToken[],
-    outRows: number[],
-    decode: boolean,
-    want: { ids?: boolean; logits?: boolean },
-    extra?: (enc: GPUCommandEncoder) => void,
-    outOffset = 0,
-  ): Promise<{ ids: Uint32Array | null; logits: Float32Array | null }> {
-    this.gpu.check();
-    this.checkStep(tokens, outRows);
-    const kv = this.kv, c = this.config, T = tokens.length;
-    const ahead = this.pol.timing === "ahead";
-    if (!decode) {
-      const longest = Math.max(...tokens.map((t) => t.kvLen ?? t.pos + 1));
-      if (this.pol.reserve(longest)) this.dropPlans();
-      this.pol.forget(tokens.map((t) => t.slot));
-    }
-    const st = this.staging();
-    if (decode && ahead && !this.pol.ready(tokens)) {
-      await this.selectNow(tokens);
-    }
-    const sched = scheduled(tokens);
-    const { segments } = kv.prepareStep(
-      sched,
-      decode ? this.setsFor(tokens) : () => null,
-      decode,
-    );
-    writeStep(this.gpu, this.sb, tokens, outRows, { decode, outOffset });
-    const p = this.plan(decode, T);
-    const nOut = outRows.length;
-    const kvDim = kv.dims.kvDim;
-    segments.forEach((seg, si) => {
-      seg.apply();
-      const enc = this.gpu.device.createCommandEncoder();
-      if (si === 0) encodePlan(enc, p.embed, T, nOut);
-      if (!seg.layers.length) {
-        encodePlan(enc, this.rcPlan(seg.rcLayer), seg.rcCount, 0);
-      }
-      for (const l of seg.layers) {
-        if (kv.keepX) {
-          enc.copyBufferToBuffer(
-            this.s.x,
-            0,
-            st.buffer,
-            st.x + l * T * c.dim * 4,
-            T * c.dim * 4,
-          );
-        }
-        if (l === seg.rcLayer) {
-          encodePlan(enc, this.rcPlan(l), seg.rcCount, 0);
-        }
-        encodePlan(enc, p.layers[l], T, nOut);
-        enc.copyBufferToBuffer(
-          kv.capture!,
-          0,
-          st.buffer,
-          st.kv + l * T * kvDim * 4,
-          T * kvDim * 4,
-        );
-      }
-      if (si === segments.length - 1) {
-        const tail = [...p.out];
-        if (decode && ahead) tail.push(...this.selectPlan(true));
-        if (ahead) tail.push(...this.masksPlan());
-        encodePlan(enc, tail, T, nOut);
-        extra?.(enc);
-        if (nOut) {
-          enc.copyBufferToBuffer(
-            this.s.ids,
-            0,
-            st.buffer,
-            st.ids,
-            Math.ceil(nOut / 4) * 16,
-          );
-          if (want.logits) {
-            enc.copyBufferToBuffer(
-              this.s.logits,
-              0,
-              st.buffer,
-              st.logits,
-              nOut * c.vocabSize * 4,
-            );
-          }
-        }
-        if (ahead) {
-          enc.copyBufferToBuffer(
-            kv.masks!,
-            0,
-            st.buffer,
-            st.masks,
-            st.masksBytes,
-          );
-        }
-      }
-      this.gpu.device.queue.submit([enc.finish()]);
-    });
-    if (decode && ahead) this.pol.chosen(tokens, true);
-    const end = kv.keepX
-      ? st.x + c.nLayers * T * c.dim * 4
-      : st.kv + c.nLayers * T * kvDim * 4;
-    await this.gpu.mapOrLost(st.buffer);
-    try {
-      const all = st.buffer.getMappedRange(0, Math.ceil(end / 8) * 8);
-      const ids = new Uint32Array(all.slice(st.ids, st.ids + nOut * 4));
-      const logits = want.logits
-        ? new Float32Array(
-          all.slice(st.logits, st.logits + nOut * c.vocabSize * 4),
-        )
-        : null;
-      if (ahead) {
-        kv.absorbMasks(new Uint32Array(all, st.masks, st.masksBytes / 4));
-      }
-      const rows = new Uint32Array(
-        all.slice(st.kv, st.kv + c.nLayers * T * kvDim * 4),
-      );
-      const xs = kv.keepX
-        ? new Float32Array(all.slice(st.x, st.x + c.nLayers * T * c.dim * 4))
-        : null;
-      kv.finishStep(sched, rows, xs);
-      this.gpu.check();
-      return { ids, logits };
-    } finally {
-      st.buffer.unmap();
-    }
-  }
-
-  /**
-   * Measures what the tiered store's plan depends on (ALISA section 3):
-   * host -> GPU upload bandwidth, GPU time to rebuild one token's K/V at a
-   * layer, and attention time per attended token.
-   */
-  async profileTiers(): Promise<DeviceProfile> {
-    const gpu = this.gpu, q = gpu.device.queue, kv = this.kv, c = this.config;
-    const timeMs = async (fn: () => void, reps: number) => {
-      let best = Infinity;
-      for (let i = 0; i < reps; i++) {
-        await q.onSubmittedWorkDone();
-        const t0 = performance.now();
-        fn();
-        await q.onSubmittedWorkDone();
-        best = Math.min(best, performance.now() - t0);
-      }
-      return best;
-    };
-    // The fixed cost of a submit and its completion, subtracted below.
-    const idle = await timeMs(() => q.submit([]), 5);
-    const set = this.set.child("profile");
-    let uploadGBs = 0, recomputeMsPerToken = Infinity, attendMsPerToken = 0;
-    try {
-      // Upload: queue.writeBuffer of 4 MiB.
-      const bytes = 4 << 20;
-      const dst = set.buffer("upload", bytes);
-      const data = new Uint8Array(bytes);
-      const upMs = await timeMs(() => q.writeBuffer(dst, 0, data), 4);
-      uploadGBs = bytes / 1e6 / Math.max(upMs - idle, 1e-3);
-      // Recompute: the rebuild dispatches (not the row store) for R tokens.
-      if (kv.rc) {
-        const R = kv.rc.tokens;
-        const table = new Uint32Array(4 + 4 * R);
-        table[0] = R;
-        for (let i = 0; i < R; i++) table.set([0, i % kv.ctx, 0, 1], 4 + 4 * i);
-        q.writeBuffer(kv.rc.sb.step, 0, table);
-        const plan = this.rcPlan(0).slice(0, -1);
-        const run = () => {
-          const enc = gpu.device.createCommandEncoder();
-          encodePlan(enc, plan, R, 0);
-          q.submit([enc.finish()]);
-        };
-        recomputeMsPerToken = Math.max(0, (await timeMs(run, 3)) - idle) / R;
-      }
-      // Attention: a one-layer pool of N positions, dense, n = N and N / 2.
-      const N = Math.min(kv.ctx, 256);
-      const pool = new KvPool(gpu, set, {
-        nLayers: 1,
-        slots: 1,
-        ctx: N,
-        kvDim: kv.dims.kvDim,
-      }, N);
-      const sb = {
-        step: set.buffer("step", stepTableBytes(1)),
-        outRows: set.buffer("out", 16),
-      };
-      const ctx: OpContext = { gpu, set, sb };
-      const att = attentionDispatch(ctx, {
-        q: this.s.q,
-        out: this.s.o,
-        att: this.s.att,
-        kv: pool.bindings(0),
-        policy: {
-          10: set.uniform("policy", new Uint32Array(4)),
-          11: set.buffer("sel", 16),
-          12: set.buffer("sel_n", 16),
-        },
-        nHeads: c.nHeads,
-        nKvHeads: c.nKvHeads,
-        headDim: c.headDim,
-        ctx: kv.ctx,
-      });
-      const at = async (n: number) => {
-        writeStep(gpu, sb, [{ slot: 0, pos: n - 1, id: 0 }], [], {
-          decode: false,
-        });
-        return await timeMs(() => {
-          const enc = gpu.device.createCommandEncoder();
-          encodePlan(enc, [att], 1, 0);
-          q.submit([enc.finish()]);
-        }, 3);
-      };
-      const small = await at(Math.max(1, N / 2)), big = await at(N);
-      attendMsPerToken = Math.max(0, (big - small) / (N - Math.max(1, N / 2)));
-    } finally {
-      set.destroy();
-    }
-    gpu.check();
-    return { uploadGBs, recomputeMsPerToken, attendMsPerToken, stepMs: 0 };
-  }
-
-  /**
    * After prefilling slots (`lengths[i]` prompt tokens in slot `slots[i]`),
    * seeds the policy from the prompt's last attention rows (SWA) and
    * chooses the first decode step's sets (read back by a tiered store). A
@@ -1040,21 +734,8 @@ export class LlamaModel {
       0,
     );
     this.pol.chosen(toks, true);
-    if (this.kv.tiered) {
-      const st = this.staging();
-      enc.copyBufferToBuffer(
-        this.kv.masks!,
-        0,
-        st.buffer,
-        st.masks,
-        st.masksBytes,
-      );
-      this.gpu.device.queue.submit([enc.finish()]);
-      await this.gpu.mapOrLost(st.buffer);
-      this.kv.absorbMasks(
-        new Uint32Array(st.buffer.getMappedRange(st.masks, st.masksBytes)),
-      );
-      st.buffer.unmap();
+    if (this.tiered) {
+      await this.tiered.readMasks(enc);
     } else {
       this.gpu.device.queue.submit([enc.finish()]);
       await this.gpu.device.queue.onSubmittedWorkDone();
