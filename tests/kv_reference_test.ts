@@ -198,6 +198,7 @@ Deno.test("needed later: when every row is needed at this layer or later, the on
   assertEquals(s.layers[2].uploads, [{ slot: 0, pos: 0, row: 0 }]);
   assertEquals(s.layers[2].news, [{ slot: 0, pos: 2, row: 1 }]);
   assertEquals(s.evictions, 4);
+  assertEquals(s.byRule, { lru: 3, neededLater: 1 });
   assertEquals(tiers(ref, 0, 0, 3), ["host", "host", "gpu"]);
   assertEquals(tiers(ref, 1, 0, 3), ["gpu", "gpu", "host"]);
   assertEquals(rows(ref, 2, 0, 3), [0, 5, 1]);
@@ -229,6 +230,7 @@ Deno.test("needed later: ties on the layer go to the least recently used, then t
   ]);
   assertEquals(s.layers[1].news, [{ slot: 0, pos: 3, row: 3 }]);
   assertEquals(s.evictions, 7);
+  assertEquals(s.byRule, { lru: 4, neededLater: 3 });
   assertEquals(tiers(ref, 0, 0, 4), ["host", "host", "host", "host"]);
   assertEquals(rows(ref, 1, 0, 4), [0, 1, 2, 3]);
 });

@@ -130,6 +130,8 @@ export interface RefStepResult {
   drops: { l: number; slot: number; pos: number }[];
   /** Rows taken from an entry to make room. */
   evictions: number;
+  /** Of those, taken by rule 2a (least recently used) and 2b (needed later). */
+  byRule: { lru: number; neededLater: number };
 }
 
 interface Entry {
@@ -313,6 +315,7 @@ export class TierReference {
     }
 
     let evictions = 0;
+    const byRule = { lru: 0, neededLater: 0 };
     const takeRow = (l: number): number => {
       // The smallest free row.
       for (let r = 0; r < this.rows; r++) if (this.owner[r] === null) return r;
@@ -324,6 +327,7 @@ export class TierReference {
         if (at !== undefined && at >= l) continue;
         if (victim < 0 || e.lastUse < this.owner[victim]!.lastUse) victim = r;
       }
+      if (victim >= 0) byRule.lru++;
       // b. needed by a later layer: the largest layer, then LRU, then the smaller row.
       if (victim < 0) {
         let bestAt = -1;
@@ -340,6 +344,7 @@ export class TierReference {
             bestAt = at;
           }
         }
+        if (victim >= 0) byRule.neededLater++;
       }
       // c. nothing can be taken.
       if (victim < 0) {
@@ -407,6 +412,6 @@ export class TierReference {
       }
       layers.push(w);
     }
-    return { step: j, layers, drops, evictions };
+    return { step: j, layers, drops, evictions, byRule };
   }
 }
