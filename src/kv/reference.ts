@@ -42,6 +42,11 @@
  * Where the spec is silent the reference says so: a slot restarting at
  * position 0 is the caller's business (`clear`), as is the plan (`setPlan`).
  *
+ * Known disagreement: `TierScheduler` applies the phase III drops only to
+ * the sequences in the step; the spec says "every sequence s", and so does
+ * this reference. They differ only when a sequence holding tokens is not
+ * in a decode step from p2 on (e.g. one of a batch that finished first).
+ *
  * @example Three rows, one layer: LRU victims, ties to the smallest row
  * ```ts
  * import { assertEquals } from "@std/assert";
