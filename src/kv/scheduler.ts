@@ -25,10 +25,11 @@
  * itself writes (new tokens). The step counter j grows by one per step.
  *
  * 1. Phase III drops (from decode step p2 of the plan on, when beta > 0):
- *    for every sequence s and layer l, the entries with
+ *    for every sequence s in the step and every layer l, the entries with
  *    pos < floor(beta x length(s)) lose their host K/V; the ones without a
  *    row become `recompute` (those with a row keep it, and become
- *    `recompute` when they lose it).
+ *    `recompute` when they lose it). Sequences not in the step (e.g. one
+ *    of a batch that finished first) cost no transfers and keep theirs.
  * 2. For l = 0, 1, ...: every entry of W_l gets a row:
  *    - already on the GPU: nothing moves;
  *    - `host`: uploaded into a row; `recompute`: rebuilt into a row; new:
