@@ -11,7 +11,7 @@
  * written) and cap = the longest row: min(ctx, 2 k(ctx)) for decode rows,
  * or the longest prompt seen (a prefill row q holds q + 1 positions). The
  * state therefore grows with n x budget rather than with ctx^2: per slot
- * and layer, (k(ctx) + 1) (cap + 1) x 8 bytes plus 12 bytes per position.
+ * and layer, (k(ctx) + 1) (cap + 1) x 8 bytes plus 8 bytes per position.
  *
  * The set of a decode step depends only on S after the previous step, so
  * it is chosen one step ahead: `select(next = true)` runs at the end of a
@@ -45,7 +45,7 @@ export function swaStateBytes(
   cap = Math.min(ctx, 2 * maxK(spec, ctx)),
 ): number {
   const ring = maxK(spec, ctx) + 1;
-  return ring * (cap + 1) * 8 + ctx * 12 + 4;
+  return ring * (cap + 1) * 8 + ctx * 8 + 4;
 }
 
 /** SWA's buffers and dispatches. */
