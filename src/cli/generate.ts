@@ -103,7 +103,7 @@ async function stream(
         } GB/s, recompute ${
           p.recomputeMsPerToken.toFixed(4)
         } ms per token-layer, attention ${
-          p.attendMsPerToken.toFixed(5)
+          p.attendMsPerToken.toPrecision(3)
         } ms per attended token; x kept for recompute: ${kv.keepX}\nplan: p1 ${kv.plan.p1}, p2 ${kv.plan.p2}, alpha ${
           kv.plan.alpha.toFixed(3)
         }, beta ${kv.plan.beta}${

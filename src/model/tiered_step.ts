@@ -15,7 +15,12 @@
 import type { ModelConfig } from "../formats/config.ts";
 import type { BufferSet } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, encodePlan, type OpContext } from "../gpu/dispatch.ts";
+import {
+  type Dispatch,
+  encodePlan,
+  type OpContext,
+  profilePlan,
+} from "../gpu/dispatch.ts";
 import {
   type StepBuffers,
   stepTableBytes,
@@ -345,7 +350,17 @@ export class TieredSteps {
           encodePlan(enc, plan, R, 0);
           q.submit([enc.finish()]);
         };
-        recomputeMsPerToken = Math.max(0, (await timeMs(run, 3)) - idle) / R;
+        if (gpu.hasTimestamps) {
+          // GPU time of the rebuild dispatches (the best of three), per token.
+          let best = Infinity;
+          for (let i = 0; i < 3; i++) {
+            const t = await profilePlan(gpu, plan, R, 0);
+            best = Math.min(best, t.reduce((a, d) => a + d.ms, 0));
+          }
+          recomputeMsPerToken = best / R;
+        } else {
+          recomputeMsPerToken = Math.max(0, (await timeMs(run, 3)) - idle) / R;
+        }
       }
       // Attention: a one-layer pool of N positions, dense, n = N and N / 2.
       const N = Math.min(kv.ctx, 256);
@@ -379,6 +394,15 @@ export class TieredSteps {
         writeStep(gpu, sb, [{ slot: 0, pos: n - 1, id: 0 }], [], {
           decode: false,
         });
+        if (gpu.hasTimestamps) {
+          // GPU time of the dispatch alone (the best of three).
+          let best = Infinity;
+          for (let i = 0; i < 3; i++) {
+            const [t] = await profilePlan(gpu, [att], 1, 0);
+            best = Math.min(best, t.ms);
+          }
+          return best;
+        }
         return await timeMs(() => {
           const enc = gpu.device.createCommandEncoder();
           encodePlan(enc, [att], 1, 0);
