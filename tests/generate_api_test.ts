@@ -13,6 +13,7 @@ import {
   assertThrows,
 } from "@std/assert";
 import { loadModel, type Model } from "../src/api/model.ts";
+import { evaluatePolicies } from "../src/eval/perplexity.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 
 const ignore = !HAS_GPU;
@@ -210,6 +211,14 @@ Deno.test({
         r.finishReason,
       );
       assert(r.promptIds.length + r.ids.length <= 33);
+      // Scoring holds the busy lock too: generate cannot change the
+      // engine's policy under it.
+      const scoring = evaluatePolicies(m, [[1, 597, 366, 263, 10]], ["swa"], [
+        0.5,
+      ]);
+      assertThrows(() => m.generate("Emma"), Error, "already generating");
+      assertEquals((await scoring).length, 1);
+      assertEquals(m.engine.policy.name, "dense");
     });
   },
 });

@@ -159,6 +159,20 @@ export class Model {
   }
 
   /**
+   * Runs `fn` with the engine to itself (the model's busy lock held), as
+   * scoring does: a `generate` started meanwhile throws instead of
+   * changing the engine's policy or KV under it.
+   */
+  async exclusive<T>(fn: (engine: LlamaModel) => Promise<T>): Promise<T> {
+    this.acquire();
+    try {
+      return await fn(this.engine);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
    * Prefills `seqs` (one per KV slot) in steps of at most the engine's
    * step size, each step's per-layer working set within the KV store's
    * rows, and returns the logits row or argmax of each sequence's last

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Model } from "../api/model.ts";
+import type { LlamaModel } from "../model/llama.ts";
 import { checkSparsity, type PolicyName } from "../sparse/spec.ts";
 
 /** One row of an evaluation. */
@@ -28,11 +29,11 @@ export interface EvalOptions {
   onResult?: (r: EvalResult) => void;
 }
 
-async function scoreAll(model: Model, windows: number[][]) {
-  const B = model.engine.kv.slots;
+async function scoreAll(engine: LlamaModel, windows: number[][]) {
+  const B = engine.kv.slots;
   const nll: Float32Array[] = [], top: Uint32Array[] = [];
   for (let i = 0; i < windows.length; i += B) {
-    const r = await model.engine.scoreWindows(windows.slice(i, i + B));
+    const r = await engine.scoreWindows(windows.slice(i, i + B));
     nll.push(...r.nll);
     top.push(...r.top);
   }
@@ -42,7 +43,8 @@ async function scoreAll(model: Model, windows: number[][]) {
 /**
  * Scores `windows` (token ids, each from BOS) under every policy at every
  * sparsity; dense is scored once (it has no sparsity) and reported at
- * each. The model's maxBatch sets how many windows decode at once.
+ * each. The model's maxBatch sets how many windows decode at once. Holds
+ * the model's busy lock throughout (a concurrent `generate` throws).
  */
 export async function evaluatePolicies(
   model: Model,
@@ -55,12 +57,23 @@ export async function evaluatePolicies(
   if (windows.length === 0) {
     throw new RangeError("nothing to evaluate: no windows");
   }
-  const engine = model.engine;
+  return await model.exclusive((engine) =>
+    evaluate(engine, windows, policies, sparsities, o)
+  );
+}
+
+async function evaluate(
+  engine: LlamaModel,
+  windows: number[][],
+  policies: PolicyName[],
+  sparsities: number[],
+  o: EvalOptions,
+): Promise<EvalResult[]> {
   const before = engine.policy;
   const results: EvalResult[] = [];
   try {
     engine.setPolicy({ name: "dense", sparsity: 0, minBudget: o.minBudget });
-    const dense = await scoreAll(model, windows);
+    const dense = await scoreAll(engine, windows);
     const summarize = (
       policy: PolicyName,
       sparsity: number,
@@ -87,7 +100,7 @@ export async function evaluatePolicies(
         let r = dense;
         if (policy !== "dense") {
           engine.setPolicy({ name: policy, sparsity, minBudget: o.minBudget });
-          r = await scoreAll(model, windows);
+          r = await scoreAll(engine, windows);
         }
         const res = summarize(policy, sparsity, r);
         results.push(res);
