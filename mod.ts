@@ -15,6 +15,12 @@
  *   dense, local, strided, sinks and H2O at the same budget, selected on
  *   the GPU; {@linkcode evaluatePolicies} scores them by exact decode
  *   simulation.
+ * - The KV store ({@linkcode KvStore}): with `loadModel(..., { kv: {
+ *   gpuBytes } })` the K/V live in a pool of token rows under that byte
+ *   budget; tokens that do not fit spill to host memory (INT8) and come
+ *   back when SWA attends them, or are dropped and recomputed, as ALISA's
+ *   three-phase scheduler decides; `generate`'s result and `onStep`
+ *   report where the KV lived.
  * - {@linkcode Tokenizer} (SentencePiece BPE and byte-level BPE in Wasm),
  *   {@linkcode openModelFile} for inspecting and reading tensors, INT8 KV
  *   quantization in Wasm.
@@ -36,6 +42,27 @@
  * assertEquals(result.ids.length, 8);
  * assertEquals(result.finishReason, "length");
  * assertNotEquals(text.trim(), "");
+ * model.dispose();
+ * ```
+ *
+ * @example Generate under a GPU KV budget smaller than the KV
+ * ```ts
+ * import { assert, assertEquals } from "@std/assert";
+ * import { loadModel } from "./mod.ts";
+ * if (!(await navigator.gpu?.requestAdapter())) Deno.exit(0);
+ * const model = await loadModel(undefined, {
+ *   contextLength: 256,
+ *   kv: { gpuBytes: 160 * 1024 }, // the dense KV of 210 tokens is 630 KiB
+ * });
+ * const gen = model.generate("It is a truth universally acknowledged", {
+ *   maxTokens: 200,
+ *   stopAtEos: false,
+ *   policy: { name: "swa", sparsity: 0.8 },
+ * });
+ * for await (const _ of gen) {} // stream the pieces
+ * const { kvStats } = await gen.result;
+ * assertEquals(kvStats.phases_entered, [1, 2]); // some KV went to the host
+ * assert(kvStats.peak_gpu_kv_bytes <= kvStats.budget_bytes);
  * model.dispose();
  * ```
  *
@@ -124,7 +151,23 @@ export {
 } from "./src/api/default_model.ts";
 export { Gpu, type GpuOptions, openGpu } from "./src/gpu/device.ts";
 export { type LlamaLoadOptions, LlamaModel } from "./src/model/llama.ts";
-export { type KvOptions, KvStore } from "./src/kv/store.ts";
+export {
+  checkKvOptions,
+  type KvOptions,
+  type KvStats,
+  type KvStepStats,
+  KvStore,
+  parseBytes,
+} from "./src/kv/store.ts";
+export {
+  type DeviceProfile,
+  planCost,
+  type RecomputeMode,
+  solvePlan,
+  type Workload,
+} from "./src/kv/cost_model.ts";
+export { TIER, type TierPlan, TierScheduler } from "./src/kv/scheduler.ts";
+export { TierReference } from "./src/kv/reference.ts";
 export {
   sample,
   type SamplingOptions,
