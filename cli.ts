@@ -32,9 +32,15 @@ commands:
   tokenize MODEL --ids 1,2,3 [--json]
                            decode ids to text
   generate [MODEL] --prompt TEXT [--max-tokens N] [--temperature T]
-    [--top-k K] [--top-p P] [--seed S] [--stop TEXT] [--json]
+    [--top-k K] [--top-p P] [--seed S] [--stop TEXT] [--context N]
+    [--policy NAME --sparsity S [--min-budget M]]
+    [--gpu-kv-budget SIZE] [--kv-int8 on|off] [--recompute auto|on|off]
+    [--stats] [--scheduler-profile] [--json]
                            stream a continuation, then prefill/decode tok/s
-                           (MODEL defaults to the embedded Austen model)
+                           (MODEL defaults to the embedded Austen model);
+                           --policy swa --sparsity 0.8: ALISA's sparse
+                           attention; --gpu-kv-budget: K/V beyond it spill to
+                           host memory (generate --help for every option)
   demo                     generate from the embedded model, offline
   eval [MODEL] --text FILE [--docs] [--window N] [--policies LIST]
     [--sparsity LIST] [--max-windows N] [--batch B] [--json] [--svg FILE]
