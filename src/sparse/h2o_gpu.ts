@@ -19,11 +19,16 @@ import {
   u32s,
 } from "../gpu/dispatch.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { type KvPolicy, type PolicyDims, policyUniform } from "./policy.ts";
+import {
+  type KvPolicy,
+  PolicyDefaults,
+  type PolicyDims,
+  policyUniform,
+} from "./policy.ts";
 import type { PolicySpec } from "./spec.ts";
 
 /** H2O's buffers and dispatches. */
-export class H2oPolicy implements KvPolicy {
+export class H2oPolicy extends PolicyDefaults implements KvPolicy {
   readonly timing = "in-layer";
   private readonly uniform: GPUBuffer;
   private readonly acc: GPUBuffer[];
@@ -37,6 +42,7 @@ export class H2oPolicy implements KvPolicy {
     readonly spec: Readonly<Required<PolicySpec>>,
     private readonly dims: PolicyDims,
   ) {
+    super();
     const { nLayers, slots, nHeads, ctx } = dims;
     this.uniform = policyUniform(set, spec, false);
     const per = (name: string, bytes: number) =>
@@ -54,7 +60,7 @@ export class H2oPolicy implements KvPolicy {
     return { 10: this.uniform, 11: this.sel, 12: this.selN };
   }
 
-  beforeAttention(c: OpContext, l: number): Dispatch[] {
+  override beforeAttention(c: OpContext, l: number): Dispatch[] {
     const pipeline = pipe(c.gpu, "select_h2o", undefined, { WG: 256 });
     return [{
       label: `select_h2o.${l}`,
@@ -70,7 +76,7 @@ export class H2oPolicy implements KvPolicy {
     }];
   }
 
-  afterAttention(c: OpContext, l: number, att: GPUBuffer): Dispatch[] {
+  override afterAttention(c: OpContext, l: number, att: GPUBuffer): Dispatch[] {
     const pipeline = pipe(c.gpu, "accum_h2o", undefined, { WG: 64 });
     return [{
       label: `accum_h2o.${l}`,
@@ -85,20 +91,5 @@ export class H2oPolicy implements KvPolicy {
       }),
       grid: () => [this.dims.nHeads, 1, 1],
     }];
-  }
-
-  select(): Dispatch[] {
-    return [];
-  }
-  seed(): Dispatch[] {
-    return [];
-  }
-  ready(): boolean {
-    return true;
-  }
-  chosen(): void {}
-  forget(): void {}
-  reserve(): boolean {
-    return false;
   }
 }

@@ -98,10 +98,38 @@ export function maxK(spec: Required<PolicySpec>, ctx: number): number {
 }
 
 /**
+ * What a policy without one-step-ahead selection does by default: no
+ * dispatches around attention, nothing to seed or choose ahead, sets
+ * always ready, no state to grow. Policies override what they have.
+ */
+export abstract class PolicyDefaults {
+  beforeAttention(_c: OpContext, _l: number): Dispatch[] {
+    return [];
+  }
+  afterAttention(_c: OpContext, _l: number, _att: GPUBuffer): Dispatch[] {
+    return [];
+  }
+  select(_c: OpContext, _next: boolean): Dispatch[] {
+    return [];
+  }
+  seed(_c: OpContext): Dispatch[] {
+    return [];
+  }
+  ready(_tokens: StepToken[]): boolean {
+    return true;
+  }
+  chosen(_tokens: StepToken[], _next: boolean): void {}
+  forget(_slots: Iterable<number>): void {}
+  reserve(_promptLen: number): boolean {
+    return false;
+  }
+}
+
+/**
  * dense, local, strided, sinks: the set is arithmetic in n (policy.wgsl).
  * With `record`, attention writes each decode token's set to `sel` (tests).
  */
-export class StaticPolicy implements KvPolicy {
+export class StaticPolicy extends PolicyDefaults implements KvPolicy {
   readonly timing = "static";
   private readonly uniform: GPUBuffer;
   private readonly sel: GPUBuffer;
@@ -113,6 +141,7 @@ export class StaticPolicy implements KvPolicy {
     dims: PolicyDims,
     record: boolean,
   ) {
+    super();
     this.uniform = policyUniform(set, spec, record);
     const { slots, nHeads, ctx } = dims;
     this.sel = set.buffer("sel", record ? slots * nHeads * ctx * 4 : 16);
@@ -121,25 +150,5 @@ export class StaticPolicy implements KvPolicy {
 
   bindings(): Record<number, GPUBuffer> {
     return { 10: this.uniform, 11: this.sel, 12: this.selN };
-  }
-  beforeAttention(): Dispatch[] {
-    return [];
-  }
-  afterAttention(): Dispatch[] {
-    return [];
-  }
-  select(): Dispatch[] {
-    return [];
-  }
-  seed(): Dispatch[] {
-    return [];
-  }
-  ready(): boolean {
-    return true;
-  }
-  chosen(): void {}
-  forget(): void {}
-  reserve(): boolean {
-    return false;
   }
 }
