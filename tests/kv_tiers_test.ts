@@ -239,6 +239,26 @@ Deno.test({
       TypeError,
       "kv.recompute",
     );
+    // A forced plan: beta in [0, 1], p2 a step; alpha and p1 follow from the budget.
+    for (
+      const [plan, err, msg] of [
+        [{ beta: 1.5, p2: 0 }, RangeError, "kv.plan.beta must be in [0, 1]"],
+        [{ beta: -0.1, p2: 0 }, RangeError, "kv.plan.beta must be in [0, 1]"],
+        [{ beta: 0.5, p2: -1 }, RangeError, "kv.plan.p2"],
+        [{ beta: 0.5, p2: 0, alpha: 0.3 }, TypeError, "kv.plan.alpha follows"],
+      ] as const
+    ) {
+      await assertRejects(
+        // deno-lint-ignore no-explicit-any
+        () =>
+          loadModel(undefined, {
+            gpu,
+            kv: { gpuBytes: 90_000, plan: plan as any },
+          }),
+        err,
+        msg,
+      );
+    }
     // Too small for the fixed parts and one token per sequence.
     await assertRejects(
       () =>
@@ -272,6 +292,28 @@ Deno.test({
         RangeError,
         "use a budget of at least",
       );
+      // Host memory for the host tier runs out: an error naming it, not a crash.
+      const small = await loadModel(undefined, {
+        gpu,
+        contextLength: 256,
+        kv: { gpuBytes: 90_000, hostBytes: 20_000 },
+      });
+      try {
+        await assertRejects(
+          async () => {
+            const g = small.generate("It is a truth universally acknowledged", {
+              maxTokens: 200,
+              stopAtEos: false,
+              policy: { name: "swa", sparsity: 0.8 },
+            });
+            for await (const _ of g) { /* drain */ }
+          },
+          RangeError,
+          "host memory for KV is exhausted",
+        );
+      } finally {
+        small.dispose();
+      }
       // The model is still usable after the refusals.
       const g = m.generate("Emma", {
         maxTokens: 8,

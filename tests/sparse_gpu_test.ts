@@ -109,6 +109,22 @@ for (
 }
 
 Deno.test({
+  name:
+    "swa: a prompt longer than the score ring, prefilled in one step (ring 7 at context 64, sparsity 0.8), seeds S exactly as the reference",
+  ignore,
+  async fn() {
+    await withModel(async (m) => {
+      // Prefill rows of queries q and q + ring land in the same ring row;
+      // only the later one may be written, or the seed reads a stale row.
+      const prompt = [1];
+      for (let i = 1; i < 45; i++) prompt.push(PROMPT[1 + (i % 5)] + i);
+      await check(m, { name: "swa", sparsity: 0.8 }, prompt, 12, 0);
+      await check(m, { name: "swa", sparsity: 0.8 }, prompt, 12, 5);
+    });
+  },
+});
+
+Deno.test({
   name: "at sparsity 0 every policy generates exactly like dense (same tokens)",
   ignore,
   async fn() {

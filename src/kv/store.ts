@@ -31,6 +31,7 @@ import type { KvBindings } from "../model/ops.ts";
 import {
   type DeviceProfile,
   type PlanCost,
+  planCost,
   type RecomputeMode,
   solvePlan,
   type Workload,
@@ -69,6 +70,13 @@ export interface KvOptions {
   recompute?: RecomputeMode;
   /** Most host bytes for the host tier (default: unlimited). */
   hostBytes?: number;
+  /**
+   * Forces phase III instead of the cost model's choice: from decode step
+   * `p2` on, the oldest fraction `beta` (in [0, 1]) of each decoding
+   * sequence's positions are dropped for recompute (needs recompute not
+   * "off"). p1 and alpha follow from the budget and cannot be set.
+   */
+  plan?: { beta: number; p2: number };
 }
 
 /** The model sizes the store needs beyond its layout. */
@@ -169,8 +177,8 @@ function tieredParts(
   d: KvModelDims,
   recompute: RecomputeMode,
   rcTokens: number,
+  T: number,
 ): TieredParts {
-  const T = Math.min(d.maxStepTokens, TIERED_STEP_TOKENS);
   const words = Math.ceil(d.ctx / 32);
   const rc = recompute === "off" ? 0 : pad16(stepTableBytes(rcTokens)) +
     16 + 2 * pad16(rcTokens * d.dim * 4) + 2 * pad16(rcTokens * d.kvDim * 4);
@@ -241,6 +249,32 @@ export function checkKvOptions(o: KvOptions | undefined): void {
   if (o.int8 !== undefined && typeof o.int8 !== "boolean") {
     throw new TypeError(`kv.int8 must be true or false, got ${o.int8}`);
   }
+  if (o.plan !== undefined) {
+    const p = o.plan as Record<string, unknown>;
+    for (const k of Object.keys(p)) {
+      if (k === "alpha" || k === "p1") {
+        throw new TypeError(
+          `kv.plan.${k} follows from the GPU budget and cannot be set (set beta and p2)`,
+        );
+      }
+      if (k !== "beta" && k !== "p2") {
+        throw new TypeError(`kv.plan has no field ${JSON.stringify(k)}`);
+      }
+    }
+    if (!(typeof p.beta === "number" && p.beta >= 0 && p.beta <= 1)) {
+      throw new RangeError(`kv.plan.beta must be in [0, 1], got ${p.beta}`);
+    }
+    if (!(Number.isSafeInteger(p.p2) && (p.p2 as number) >= 0)) {
+      throw new RangeError(
+        `kv.plan.p2 must be a decode step (an integer >= 0), got ${p.p2}`,
+      );
+    }
+    if (o.recompute === "off" && p.beta > 0) {
+      throw new TypeError(
+        `kv.plan.beta ${p.beta} drops tokens for recompute, but kv.recompute is "off"`,
+      );
+    }
+  }
   if (
     o.recompute !== undefined && !["auto", "on", "off"].includes(o.recompute)
   ) {
@@ -285,6 +319,8 @@ export class KvStore {
   planCost: PlanCost | null = null;
   /** Tiered: the row table as the GPU holds it (-1: no row). */
   private gpuTable: Int32Array | null = null;
+  /** A plan forced by the options (beta, p2), or null. */
+  private readonly forcedPlan: { beta: number; p2: number } | null;
   /** Chosen sets read back (tiered, ahead policies): per (layer, slot) bitmask words. */
   private selMasks: Uint32Array | null = null;
   private maskN: Int32Array;
@@ -311,6 +347,7 @@ export class KvStore {
     checkKvOptions(options);
     this.int8 = options.int8 ?? true;
     this.recompute = options.recompute ?? "auto";
+    this.forcedPlan = options.plan ?? null;
     this.budgetSet = set.child("budget");
     this.stagingSet = set.child("staging");
     const entries = tableEntries(dims);
@@ -327,13 +364,19 @@ export class KvStore {
     }
     this.tiered = true;
     this.budgetBytes = options.gpuBytes;
-    this.stepTokens = Math.min(dims.maxStepTokens, TIERED_STEP_TOKENS);
+    // The capture rows (one per step token) take at most a tenth of the
+    // budget: small budgets prefill in smaller steps.
+    this.stepTokens = Math.min(
+      dims.maxStepTokens,
+      TIERED_STEP_TOKENS,
+      Math.max(dims.slots, Math.floor(this.budgetBytes / 10 / rowBytes(dims))),
+    );
     const perRcToken = 2 * dims.dim * 4 + 2 * dims.kvDim * 4 + 16;
     const rcTokens = Math.max(
       4,
       Math.min(64, Math.floor(this.budgetBytes * 0.05 / perRcToken)),
     );
-    const parts = tieredParts(dims, this.recompute, rcTokens);
+    const parts = tieredParts(dims, this.recompute, rcTokens, this.stepTokens);
     const fixed = poolOverheadBytes(dims) + parts.capture + parts.masks +
       parts.rc;
     const rows = Math.floor((this.budgetBytes - fixed) / rowBytes(dims));
@@ -512,7 +555,11 @@ export class KvStore {
       xBytes: sizes.x,
     };
     const mode = this.keepX ? this.recompute : "off";
-    const { plan, cost } = solvePlan(this.profile, w, mode);
+    let { plan, cost } = solvePlan(this.profile, w, mode);
+    if (this.forcedPlan && this.keepX) {
+      plan = { ...plan, ...this.forcedPlan };
+      cost = planCost(this.profile, w, plan);
+    }
     this.plan = plan;
     this.planCost = cost;
     this.scheduler!.plan = plan;

@@ -326,7 +326,8 @@ export class LlamaModel {
         // x is kept (and read back every step) only where recomputing can
         // be chosen: forced on, or cheaper than an upload on this device.
         kv.keepX = kv.recompute === "on" ||
-          (kv.recompute === "auto" && perRcMs < perRowMs);
+          (kv.recompute === "auto" &&
+            (perRcMs < perRowMs || (o.kv?.plan?.beta ?? 0) > 0));
       }
       return model;
     } catch (e) {
