@@ -26,9 +26,19 @@ fn budget_k(n: u32) -> u32 {
   return max(max(1u, u32(floor(half + 0.5))), pol.min_k);
 }
 
+// The policy of this step: pol.id on decode steps, dense on prefill.
+// Branch on this, never on pol.id alone: Mesa's lavapipe (before 23.1)
+// recompiles a shader whose branches depend only on uniform values for
+// every dispatch, with those values inlined, and never frees the copies
+// (accum_h2o grew the process by ~0.8 MB per decode step). Mixing in the
+// step table (a storage buffer) keeps these branches out of that path.
+fn step_policy() -> u32 {
+  return select(POLICY_DENSE, pol.id, step.decode == 1u);
+}
+
 // Whether this step runs the policy (decode) or dense (prefill).
 fn sparse_step() -> bool {
-  return step.decode == 1u && pol.id != POLICY_DENSE;
+  return step_policy() != POLICY_DENSE;
 }
 
 // Strided's older positions: floor(i * m / k) for i < k, without
@@ -41,7 +51,7 @@ fn strided_pos(i: u32, m: u32, k: u32) -> u32 {
 fn att_count(t: u32, slot: u32, h: u32, n_heads: u32, n: u32) -> u32 {
   if (!sparse_step()) { return n; }
   let k = budget_k(n);
-  switch pol.id {
+  switch step_policy() {
     case POLICY_LOCAL, POLICY_SINKS, POLICY_STRIDED: { return min(n, 2u * k); }
     case POLICY_H2O: { return sel_n[t * n_heads + h]; }
     case POLICY_SWA: { return sel_n[slot]; }
@@ -53,7 +63,7 @@ fn att_count(t: u32, slot: u32, h: u32, n_heads: u32, n: u32) -> u32 {
 fn att_pos(t: u32, slot: u32, h: u32, n_heads: u32, ctx: u32, n: u32, j: u32) -> u32 {
   if (!sparse_step()) { return j; }
   let k = budget_k(n);
-  switch pol.id {
+  switch step_policy() {
     case POLICY_LOCAL: { return n - min(n, 2u * k) + j; }
     case POLICY_SINKS: {
       let b = min(n, 2u * k);
