@@ -25,16 +25,26 @@ fn budget_k(n: u32) -> u32 {
   return max(max(1u, u32(floor(half + 0.5))), pol.min_k);
 }
 
+// The policy of this step: pol.id on decode steps, dense (0) on prefill.
+// Branch on this, never on pol.id alone: Mesa's lavapipe (before 23.1)
+// recompiles a shader whose branches depend only on uniform values for
+// every dispatch, with those values inlined, and never frees the copies
+// (accum_h2o grew the process by ~0.8 MB per decode step). Mixing in the
+// step table (a storage buffer) keeps these branches out of that path.
+fn step_policy() -> u32 {
+  return select(0u, pol.id, step._pad0 == 1u);
+}
+
 // Whether token t of this step runs the policy (decode) or dense (prefill).
 fn sparse_step() -> bool {
-  return step._pad0 == 1u && pol.id != 0u;
+  return step_policy() != 0u;
 }
 
 // How many positions token t (head h) attends, with n cached.
 fn att_count(t: u32, h: u32, n_heads: u32, n: u32) -> u32 {
   if (!sparse_step()) { return n; }
   let k = budget_k(n);
-  switch pol.id {
+  switch step_policy() {
     case 1u, 3u: { return min(n, 2u * k); }
     case 2u: {
       if (k >= n) { return n; }
@@ -52,7 +62,7 @@ fn att_count(t: u32, h: u32, n_heads: u32, n: u32) -> u32 {
 fn att_pos(t: u32, h: u32, n_heads: u32, ctx: u32, n: u32, j: u32) -> u32 {
   if (!sparse_step()) { return j; }
   let k = budget_k(n);
-  switch pol.id {
+  switch step_policy() {
     case 1u: { return n - min(n, 2u * k) + j; }
     case 3u: {
       let b = min(n, 2u * k);
