@@ -120,12 +120,37 @@ export class Gpu {
 
   /** A uniform buffer holding `data`. */
   uniform(label: string, data: ArrayBufferView): GPUBuffer {
-    return this.buffer(
+    const b = this.buffer(
       label,
       data.byteLength,
       data,
       GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     );
+    this.uniformSink?.push(b);
+    return b;
+  }
+
+  /** Where {@linkcode collectUniforms} gathers new uniform buffers. */
+  private uniformSink: GPUBuffer[] | null = null;
+
+  /**
+   * Runs `build` and returns its result with every uniform buffer it made
+   * through {@linkcode uniform}. Dispatch builders (`ops.ts`) make one per
+   * dispatch and nothing else holds it: whoever drops the dispatches must
+   * destroy these, or each dropped plan leaks its uniforms.
+   */
+  collectUniforms<T>(build: () => T): { value: T; uniforms: GPUBuffer[] } {
+    const outer = this.uniformSink;
+    const uniforms: GPUBuffer[] = [];
+    this.uniformSink = uniforms;
+    try {
+      return { value: build(), uniforms };
+    } catch (e) {
+      for (const b of uniforms) b.destroy();
+      throw e;
+    } finally {
+      this.uniformSink = outer;
+    }
   }
 
   /** Idle staging buffers for readbacks, reused instead of allocated per read. */

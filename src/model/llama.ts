@@ -51,6 +51,7 @@ import type { GpuWeightType } from "../gpu/shaders.ts";
 import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
 import type { ModelFile } from "../formats/model_file.ts";
 import { KvCache } from "../kv/kv_cache.ts";
+import { PlanCache, withTransientDispatches } from "./plan_cache.ts";
 import {
   checkSparsity,
   POLICY_ID,
@@ -139,7 +140,7 @@ function gpuTypeOf(stored: string): GpuWeightType | null {
 export class LlamaModel {
   private readonly sb: StepBuffers;
   private readonly pb: PolicyBuffers;
-  private readonly plans = new Map<string, Dispatch[]>();
+  private readonly plans = new PlanCache();
   private readonly ps: PolicyState = {};
   /** The KV policy decode steps use (default dense). */
   private spec: Required<PolicySpec> = {
@@ -232,9 +233,7 @@ export class LlamaModel {
       for (
         const b of [...(this.ps.swaScore ?? []), ...(this.ps.swaRows ?? [])]
       ) b.destroy();
-      for (const key of [...this.plans.keys()]) {
-        if (key.startsWith("swa|")) this.plans.delete(key);
-      }
+      this.plans.drop("swa|");
       this.ring = ring;
       this.ps.swaScore = perLayer("swa_score", kv.slots * kv.ctx * 4);
       this.ps.swaRows = perLayer("swa_rows", kv.slots * ring * kv.ctx * 4);
@@ -249,12 +248,7 @@ export class LlamaModel {
   private plan(decode: boolean, nTokens: number): Dispatch[] {
     const tt = nTokens > 1 ? 4 : 1;
     const key = `${this.spec.name}|${decode}|${tt}`;
-    let p = this.plans.get(key);
-    if (!p) {
-      p = this.buildPlan(tt, decode);
-      this.plans.set(key, p);
-    }
-    return p;
+    return this.plans.get(this.gpu, key, () => this.buildPlan(tt, decode));
   }
 
   /** Uploads `file`'s weights and allocates the KV cache and run state. */
@@ -649,17 +643,23 @@ export class LlamaModel {
       kvLen: lengths[i],
     }));
     writeStep(this.gpu, this.sb, toks, [], false);
-    const plan = this.ps.swaScore!.map((score, l) =>
-      seedSwaDispatch(this.gpu, this.sb, this.pb, {
-        score,
-        rows: this.ps.swaRows![l],
-        ctx: this.kv.ctx,
-      })
+    await withTransientDispatches(
+      this.gpu,
+      () =>
+        this.ps.swaScore!.map((score, l) =>
+          seedSwaDispatch(this.gpu, this.sb, this.pb, {
+            score,
+            rows: this.ps.swaRows![l],
+            ctx: this.kv.ctx,
+          })
+        ),
+      async (plan) => {
+        const enc = this.gpu.device.createCommandEncoder();
+        encodePlan(enc, plan, toks.length, 0);
+        this.gpu.device.queue.submit([enc.finish()]);
+        await this.gpu.device.queue.onSubmittedWorkDone();
+      },
     );
-    const enc = this.gpu.device.createCommandEncoder();
-    encodePlan(enc, plan, toks.length, 0);
-    this.gpu.device.queue.submit([enc.finish()]);
-    await this.gpu.device.queue.onSubmittedWorkDone();
     this.gpu.check();
   }
 
@@ -765,13 +765,15 @@ export class LlamaModel {
     const nllBuf = this.gpu.buffer("score.nll", total * 4);
     const topBuf = this.gpu.buffer("score.top", total * 4);
     const targets = this.gpu.buffer("score.targets", B * 4);
-    const nll = nllDispatch(this.gpu, this.sb, {
-      logits: this.s.logits,
-      targets,
-      nll: nllBuf,
-      top: topBuf,
-      vocab: this.config.vocabSize,
-    });
+    const { value: nll, uniforms } = this.gpu.collectUniforms(() =>
+      nllDispatch(this.gpu, this.sb, {
+        logits: this.s.logits,
+        targets,
+        nll: nllBuf,
+        top: topBuf,
+        vocab: this.config.vocabSize,
+      })
+    );
     // Run row of (window i, position t): steps in order, live windows in order.
     const where: [number, number][] = [];
     const maxLen = Math.max(...windows.map((w) => w.length));
@@ -809,6 +811,7 @@ export class LlamaModel {
       nllBuf.destroy();
       topBuf.destroy();
       targets.destroy();
+      for (const b of uniforms) b.destroy();
     }
   }
 
@@ -921,5 +924,6 @@ export class LlamaModel {
         b.destroy();
       }
     }
+    this.plans.drop();
   }
 }
