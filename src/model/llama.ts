@@ -52,6 +52,7 @@ import { destroyWeight, type GpuWeight, uploadWeight } from "../gpu/weights.ts";
 import type { ModelFile } from "../formats/model_file.ts";
 import { KvCache } from "../kv/kv_cache.ts";
 import { PlanCache, withTransientDispatches } from "./plan_cache.ts";
+import { checkEngineOptions, checkPolicyState } from "./limits.ts";
 import {
   checkSparsity,
   POLICY_ID,
@@ -201,6 +202,12 @@ export class LlamaModel {
         `minBudget must be an integer in [0, ${this.kv.ctx}], got ${spec.minBudget}`,
       );
     }
+    checkPolicyState(
+      this.config,
+      this.kv,
+      { ...spec, minBudget },
+      this.gpu.limits,
+    );
     this.spec = { name: spec.name, sparsity: spec.sparsity, minBudget };
     this.ensurePolicyState();
     this.writePolicy();
@@ -257,6 +264,7 @@ export class LlamaModel {
     file: ModelFile,
     o: LlamaLoadOptions = {},
   ): Promise<LlamaModel> {
+    checkEngineOptions(file.config, o, gpu.limits);
     const c = file.config;
     if (c.attnBias) {
       throw new TypeError(
