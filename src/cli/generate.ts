@@ -7,7 +7,19 @@
 import { parseArgs } from "node:util";
 import { type GenerateOptions, loadModel, type Model } from "../api/model.ts";
 import { defaultModelPath } from "../api/default_model.ts";
-import { checkSparsity, parsePolicies } from "../sparse/spec.ts";
+import { checkGenerateValues } from "./generate_args.ts";
+import { isArgError, joinNegativeValues } from "./options.ts";
+
+const NUMERIC_OPTIONS = [
+  "max-tokens",
+  "temperature",
+  "top-k",
+  "top-p",
+  "seed",
+  "context",
+  "sparsity",
+  "min-budget",
+] as const;
 
 /** Usage of `alisa generate`. */
 export const GENERATE_USAGE =
@@ -18,35 +30,20 @@ embedded Austen 5.8M model).
 
 options:
   --prompt TEXT        the text to continue (required)
-  --max-tokens N       tokens to generate (default 128)
-  --temperature T      0 = greedy (default 0)
-  --top-k K            sample from the K most likely tokens
-  --top-p P            sample from the smallest set with probability P
-  --seed S             seed for sampling
+  --max-tokens N       tokens to generate, 1 to the context (default 128)
+  --temperature T      >= 0; 0 = greedy (default 0)
+  --top-k K            sample from the K most likely tokens (0 = all)
+  --top-p P            sample from the smallest set with probability P,
+                       in (0, 1]
+  --seed S             seed for sampling, 0 to 4294967295
   --stop TEXT          stop when TEXT appears (repeatable)
-  --context N          positions to allocate (default: the model's)
+  --context N          positions to allocate, 2 to the model's context
+                       (default: the model's)
   --policy NAME        KV policy for decoding: dense (default), local, strided,
                        sinks, h2o, swa
   --sparsity S         fraction of the cached tokens not attended, in [0, 1)
   --min-budget M       attend at least M tokens per step
   --json               print {"prompt_ids","ids","text","prefill_tok_s","decode_tok_s","gpu_bytes"}`;
-
-function num(
-  v: string | undefined,
-  what: string,
-  int = false,
-): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || (int && !Number.isInteger(n))) {
-    throw new RangeError(
-      `--${what}: ${JSON.stringify(v)} is not a${
-        int ? "n integer" : " number"
-      }`,
-    );
-  }
-  return n;
-}
 
 /** A one-line progress bar on stderr while a model uploads (terminals only). */
 function progressBar():
@@ -105,53 +102,52 @@ async function stream(
 
 /** `alisa generate ...`; returns the exit code. */
 export async function generateCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: {
-      prompt: { type: "string" },
-      "max-tokens": { type: "string" },
-      temperature: { type: "string" },
-      "top-k": { type: "string" },
-      "top-p": { type: "string" },
-      seed: { type: "string" },
-      stop: { type: "string", multiple: true },
-      context: { type: "string" },
-      policy: { type: "string" },
-      sparsity: { type: "string" },
-      "min-budget": { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-    allowPositionals: true,
-  });
-  if (values.help) {
-    console.log(GENERATE_USAGE);
-    return 0;
-  }
-  if (values.prompt === undefined || positionals.length > 1) {
-    console.error(GENERATE_USAGE);
+  let values, positionals;
+  let checked: Awaited<ReturnType<typeof checkGenerateValues>>;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: joinNegativeValues(args, NUMERIC_OPTIONS),
+      options: {
+        prompt: { type: "string" },
+        "max-tokens": { type: "string" },
+        temperature: { type: "string" },
+        "top-k": { type: "string" },
+        "top-p": { type: "string" },
+        seed: { type: "string" },
+        stop: { type: "string", multiple: true },
+        context: { type: "string" },
+        policy: { type: "string" },
+        sparsity: { type: "string" },
+        "min-budget": { type: "string" },
+        json: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+    }));
+    if (values.help) {
+      console.log(GENERATE_USAGE);
+      return 0;
+    }
+    if (values.prompt === undefined || positionals.length > 1) {
+      console.error(GENERATE_USAGE);
+      return 2;
+    }
+    checked = await checkGenerateValues(
+      values,
+      positionals[0] ?? defaultModelPath(),
+    );
+  } catch (e) {
+    if (!isArgError(e)) throw e;
+    console.error(`error: ${e.message}\n(alisa generate --help for usage)`);
     return 2;
   }
-  const policy = values.policy === undefined ? undefined : {
-    name: parsePolicies(values.policy)[0],
-    sparsity: num(values.sparsity, "sparsity") ?? 0,
-    minBudget: num(values["min-budget"], "min-budget", true),
-  };
-  if (policy) checkSparsity(policy.sparsity);
-  const model = await loadModel(positionals[0] ?? defaultModelPath(), {
-    contextLength: num(values.context, "context", true),
+  const path = positionals[0] ?? defaultModelPath();
+  const model = await loadModel(path, {
+    contextLength: checked.contextLength,
     onProgress: progressBar(),
   });
   try {
-    await stream(model, values.prompt, {
-      maxTokens: num(values["max-tokens"], "max-tokens", true) ?? 128,
-      temperature: num(values.temperature, "temperature"),
-      topK: num(values["top-k"], "top-k", true),
-      topP: num(values["top-p"], "top-p"),
-      seed: num(values.seed, "seed", true),
-      stop: values.stop,
-      policy,
-    }, values.json ?? false);
+    await stream(model, values.prompt, checked.options, values.json ?? false);
   } finally {
     model.dispose();
   }
