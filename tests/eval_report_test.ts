@@ -532,12 +532,12 @@ Deno.test("parseEvalArgs: defaults and checks", () => {
   assertThrows(
     () => parseEvalArgs(["m", "--text", "t", "--window", "1"]),
     RangeError,
-    "--window must be at least 2",
+    "--window must be an integer >= 2",
   );
   assertThrows(
     () => parseEvalArgs(["m", "--text", "t", "--window", "1e9.5"]),
     RangeError,
-    "not an integer",
+    `--window must be an integer >= 2 (at most the model's context), got "1e9.5"`,
   );
   assertThrows(
     () => parseEvalArgs(["m", "--text", "t", "--batch", "0"]),
@@ -552,7 +552,7 @@ Deno.test("parseEvalArgs: defaults and checks", () => {
   assertThrows(
     () => parseEvalArgs(["m", "--text", "t", "--min-budget", "2000"]),
     RangeError,
-    "larger than the window",
+    `--min-budget must be an integer from 0 to 1024 (--window), got "2000"`,
   );
   assertThrows(
     () => parseEvalArgs(["m"]),
@@ -579,7 +579,7 @@ Deno.test("alisa eval: argument errors exit 2 with a message, before any GPU wor
   assertStringIncludes(r.err, "sparsity must be in [0, 1), got 1");
   r = await run(["m.gguf", "--text", "t.txt", "--window", "1"]);
   assertEquals(r.code, 2);
-  assertStringIncludes(r.err, "--window must be at least 2");
+  assertStringIncludes(r.err, "--window must be an integer >= 2");
   r = await run(["m.gguf"]);
   assertEquals(r.code, 2);
   assertStringIncludes(r.err, "--text FILE is required");
@@ -609,7 +609,7 @@ Deno.test("alisa eval: a window longer than the model's context exits 2 (no GPU)
   assertEquals(r.code, 2);
   assertStringIncludes(
     r.err,
-    "--window 2048 is longer than the model's context (1024 positions)",
+    "--window must be an integer from 2 to 1024 (the model's context), got 2048",
   );
   // a text too short for one window is an argument error as well
   const tmp = await Deno.makeTempFile({ suffix: ".txt" });

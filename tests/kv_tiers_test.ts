@@ -249,11 +249,10 @@ Deno.test({
       ] as const
     ) {
       await assertRejects(
-        // deno-lint-ignore no-explicit-any
         () =>
           loadModel(undefined, {
             gpu,
-            kv: { gpuBytes: 90_000, plan: plan as any },
+            kv: { gpuBytes: 90_000, plan: plan as KvOptions["plan"] },
           }),
         err,
         msg,

@@ -12,12 +12,17 @@
 
 struct Params {
   ctx: u32,      // elements per row of att
-  n_heads: u32,
+  _pad: u32,
   ring: u32,     // rows kept per slot (at least the largest k + 1)
   cap: u32,      // entries per row (at least the largest row)
 }
 
 override WG: u32 = 64;
+// Heads per token: a pipeline constant, not a uniform. A loop bounded by a
+// uniform alone makes Mesa's lavapipe (22.x) compile a variant of the
+// shader with the value inlined at every dispatch and never free it (~1.6
+// MB per SWA decode step); see step_policy() in policy.wgsl.
+override N_HEADS: u32 = 1u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> step: Step;
@@ -51,12 +56,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let stride = p.cap + 1u;
   let row = (slot * p.ring + q % p.ring) * stride;
   var cnt = 0u;
-  if (live) { cnt = att_count(t, slot, 0u, p.n_heads, n); }
+  if (live) { cnt = att_count(t, slot, 0u, N_HEADS, n); }
   if (live && q + p.ring > last) {
     for (var j = li; j < cnt; j += WG) {
       var w = 0.0;
-      for (var h = 0u; h < p.n_heads; h++) { w += att[(t * p.n_heads + h) * p.ctx + j]; }
-      ring_pos[row + 1u + j] = att_pos(t, slot, 0u, p.n_heads, p.ctx, n, j);
+      for (var h = 0u; h < N_HEADS; h++) { w += att[(t * N_HEADS + h) * p.ctx + j]; }
+      ring_pos[row + 1u + j] = att_pos(t, slot, 0u, N_HEADS, p.ctx, n, j);
       ring_w[row + 1u + j] = w;
     }
     if (li == 0u) { ring_pos[row] = cnt; }

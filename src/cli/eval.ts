@@ -31,6 +31,13 @@ import {
   svgPlot,
 } from "../eval/report.ts";
 import { docWindows, textWindows } from "../eval/windows.ts";
+import type { ModelConfig } from "../formats/config.ts";
+import {
+  checkEngineOptions,
+  checkPolicyState,
+  type EngineLimits,
+} from "../model/limits.ts";
+import { intOption, isArgError, joinNegativeValues } from "./options.ts";
 
 /** Default `--sparsity` list (ALISA.md section 6). */
 export const DEFAULT_SPARSITIES: readonly number[] = [
@@ -56,15 +63,17 @@ options:
   --docs               FILE holds documents separated by blank lines: score
                        each from BOS (cut to the window) instead of cutting
                        the whole text into consecutive windows
-  --window N           tokens per window, BOS included (default 1024; at
-                       most the model's context)
+  --window N           tokens per window, BOS included: 2 to the model's
+                       context (default 1024)
   --policies LIST      comma-separated, of ${POLICY_NAMES.join(",")}
                        (default: all)
   --sparsity LIST      comma-separated, each in [0, 1)
                        (default ${DEFAULT_SPARSITIES.join(",")})
-  --max-windows N      score only the first N windows
-  --batch B            sequences evaluated at once (default 1)
-  --min-budget M       smallest total budget: k >= ceil(M / 2) (default 0)
+  --max-windows N      score only the first N windows (N >= 1)
+  --batch B            sequences evaluated at once (default 1; at most what
+                       the GPU's buffers hold at this window)
+  --min-budget M       smallest total budget: k >= ceil(M / 2), 0 to the
+                       window (default 0)
   --json               print {"results": [{policy, sparsity, ppl,
                        top1_agree, tokens}, ...]} instead of the tables
   --svg FILE           also write a plot of perplexity against sparsity`;
@@ -82,22 +91,6 @@ export interface EvalArgs {
   minBudget: number;
   json: boolean;
   svg?: string;
-}
-
-function int(
-  v: string | undefined,
-  flag: string,
-  min: number,
-): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === "" || !Number.isSafeInteger(n)) {
-    throw new RangeError(`--${flag}: ${JSON.stringify(v)} is not an integer`);
-  }
-  if (n < min) {
-    throw new RangeError(`--${flag} must be at least ${min}, got ${n}`);
-  }
-  return n;
 }
 
 /** Parses "0,0.5,0.9": RangeError for a non-number or one outside [0, 1). */
@@ -127,7 +120,13 @@ export function parseSparsities(list: string): number[] {
  */
 export function parseEvalArgs(args: string[]): EvalArgs | "help" {
   const { values, positionals } = parseArgs({
-    args,
+    args: joinNegativeValues(args, [
+      "window",
+      "sparsity",
+      "max-windows",
+      "batch",
+      "min-budget",
+    ]),
     options: {
       text: { type: "string" },
       docs: { type: "boolean" },
@@ -157,13 +156,16 @@ export function parseEvalArgs(args: string[]): EvalArgs | "help" {
   const sparsities = values.sparsity === undefined
     ? [...DEFAULT_SPARSITIES]
     : parseSparsities(values.sparsity);
-  const window = int(values.window, "window", 2) ?? 1024;
-  const minBudget = int(values["min-budget"], "min-budget", 0) ?? 0;
-  if (minBudget > window) {
-    throw new RangeError(
-      `--min-budget (${minBudget}) is larger than the window (${window})`,
-    );
-  }
+  const window = intOption(
+    values.window,
+    "window",
+    2,
+    Number.MAX_SAFE_INTEGER,
+    " (at most the model's context)",
+  ) ?? 1024;
+  const minBudget =
+    intOption(values["min-budget"], "min-budget", 0, window, " (--window)") ??
+      0;
   if (values.svg === "") throw new TypeError("--svg needs a file name");
   return {
     model: positionals[0] ?? defaultModelPath(),
@@ -172,8 +174,8 @@ export function parseEvalArgs(args: string[]): EvalArgs | "help" {
     window,
     policies,
     sparsities,
-    maxWindows: int(values["max-windows"], "max-windows", 1),
-    batch: int(values.batch, "batch", 1) ?? 1,
+    maxWindows: intOption(values["max-windows"], "max-windows", 1),
+    batch: intOption(values.batch, "batch", 1) ?? 1,
     minBudget,
     json: values.json ?? false,
     svg: values.svg,
@@ -184,15 +186,50 @@ export function parseEvalArgs(args: string[]): EvalArgs | "help" {
 export function checkWindow(window: number, contextLength: number): void {
   if (window > contextLength) {
     throw new RangeError(
-      `--window ${window} is longer than the model's context (${contextLength} positions)`,
+      `--window must be an integer from 2 to ${contextLength} (the model's context), got ${window}`,
     );
+  }
+}
+
+/**
+ * RangeError unless a model with `config` loaded for `a` (window, batch,
+ * policies) fits a device with `limits`: its KV cache, attention weights
+ * and policy state, named by the options that set them.
+ */
+export function checkEvalDevice(
+  a: Pick<
+    EvalArgs,
+    "window" | "batch" | "policies" | "minBudget" | "sparsities"
+  >,
+  config: ModelConfig,
+  limits: EngineLimits,
+): void {
+  const names = { contextLength: "--window", maxBatch: "--batch" };
+  checkEngineOptions(
+    config,
+    { contextLength: a.window, maxBatch: a.batch },
+    limits,
+    names,
+  );
+  for (const name of a.policies) {
+    for (const sparsity of a.sparsities) {
+      checkPolicyState(
+        config,
+        { ctx: a.window, slots: a.batch },
+        { name, sparsity, minBudget: a.minBudget },
+        limits,
+        names,
+      );
+    }
   }
 }
 
 /** The windows of `a.text` for `a.model` (reads the files; no GPU). */
 export async function buildWindows(
   a: EvalArgs,
-): Promise<{ windows: number[][]; contextLength: number }> {
+): Promise<
+  { windows: number[][]; contextLength: number; config: ModelConfig }
+> {
   const text = await Deno.readTextFile(a.text).catch((e) => {
     throw new Error(`Cannot read --text ${a.text}: ${(e as Error).message}`);
   });
@@ -205,7 +242,7 @@ export async function buildWindows(
     const windows = a.docs
       ? docWindows(tok, text, a.window, o)
       : textWindows(tok, text, a.window, o);
-    return { windows, contextLength };
+    return { windows, contextLength, config: file.config };
   } finally {
     file.close();
   }
@@ -213,10 +250,6 @@ export async function buildWindows(
 
 function baseName(path: string): string {
   return path.replace(/[\\/]+$/, "").split(/[\\/]/).pop() ?? path;
-}
-
-function isArgError(e: unknown): e is Error {
-  return e instanceof TypeError || e instanceof RangeError;
 }
 
 /** `alisa eval ...`; returns the exit code (2: bad arguments). */
@@ -230,7 +263,11 @@ export async function evalCommand(args: string[]): Promise<number> {
       return 0;
     }
     a = parsed;
-    ({ windows } = await buildWindows(a));
+    const built = await buildWindows(a);
+    windows = built.windows;
+    // The device's limits come from the adapter: no device, no allocation.
+    const limits = (await navigator.gpu?.requestAdapter())?.limits;
+    if (limits) checkEvalDevice(a, built.config, limits);
   } catch (e) {
     if (!isArgError(e)) throw e;
     console.error(`error: ${e.message}\n(alisa eval --help for usage)`);

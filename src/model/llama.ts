@@ -44,7 +44,7 @@ import {
 } from "../gpu/step.ts";
 import type { GpuWeight } from "../gpu/weights.ts";
 import { kvStoreDispatch, selMaskDispatch } from "../kv/ops.ts";
-import { type KvOptions, KvStore } from "../kv/store.ts";
+import { checkKvOptions, type KvOptions, KvStore } from "../kv/store.ts";
 import { nllDispatch } from "../eval/ops.ts";
 import { createPolicy } from "../sparse/create_policy.ts";
 import type { KvPolicy } from "../sparse/policy.ts";
@@ -64,6 +64,7 @@ import {
   siluMulDispatch,
 } from "./ops.ts";
 import { type UploadProgress, uploadWeights, type Weights } from "./weights.ts";
+import { checkEngineOptions, checkPolicyState } from "./limits.ts";
 import { scheduled, TieredSteps } from "./tiered_step.ts";
 
 /** Activation buffers for one step of up to `maxTokens` tokens. */
@@ -205,6 +206,7 @@ export class LlamaModel {
    */
   setPolicy(spec: PolicySpec): void {
     const s = checkPolicySpec(spec, this.kv.ctx);
+    checkPolicyState(this.config, this.kv, s, this.gpu.limits);
     if (this.kv.tiered && s.name === "h2o") {
       throw new TypeError(
         "h2o chooses its tokens inside each layer and evicts them for good, so the KV store cannot fetch them ahead: run it without a GPU KV budget (kv.gpuBytes)",
@@ -231,6 +233,13 @@ export class LlamaModel {
     file: ModelFile,
     o: LlamaLoadOptions = {},
   ): Promise<LlamaModel> {
+    checkKvOptions(o.kv);
+    checkEngineOptions(file.config, {
+      contextLength: o.contextLength,
+      maxBatch: o.maxBatch,
+      maxStepTokens: o.maxStepTokens,
+      kvGpuBytes: o.kv?.gpuBytes,
+    }, gpu.limits);
     const c = file.config;
     if (c.attnBias) {
       throw new TypeError(

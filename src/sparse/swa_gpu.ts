@@ -100,14 +100,17 @@ export class SwaPolicy implements KvPolicy {
   }
 
   afterAttention(c: OpContext, l: number, att: GPUBuffer): Dispatch[] {
-    const pipeline = pipe(c.gpu, "score_swa", undefined, { WG: 64 });
+    const pipeline = pipe(c.gpu, "score_swa", undefined, {
+      WG: 64,
+      N_HEADS: this.dims.nHeads,
+    });
     return [{
       label: `score_swa.${l}`,
       pipeline,
       bindGroup: bind(c.gpu, "score_swa", pipeline, {
         0: c.set.uniform(
           "score_swa",
-          u32s(this.dims.ctx, this.dims.nHeads, this.ring, this.cap),
+          u32s(this.dims.ctx, 0, this.ring, this.cap),
         ),
         1: c.sb.step,
         2: att,
@@ -185,6 +188,20 @@ export class SwaPolicy implements KvPolicy {
     const { slots } = this.dims;
     const cap = Math.min(this.dims.ctx, Math.ceil(promptLen / 64) * 64);
     const oldStride = (this.cap + 1) * 4, newStride = (cap + 1) * 4;
+    const limits = this.gpu.limits;
+    const bind = Math.min(
+      limits.maxStorageBufferBindingSize,
+      limits.maxBufferSize,
+    );
+    if (slots * this.ring * newStride > bind) {
+      throw new RangeError(
+        `a prompt of ${promptLen} tokens needs SWA score rows of ${
+          slots * this.ring * newStride
+        } bytes per layer (${slots} slots x ${this.ring} rows x ${
+          cap + 1
+        } entries), over this GPU's binding limit of ${bind} bytes: use a shorter prompt, fewer sequences or more sparsity`,
+      );
+    }
     const enc = this.gpu.device.createCommandEncoder();
     const grow = (old: GPUBuffer[], name: string) =>
       old.map((b, l) => {
