@@ -13,6 +13,19 @@ import { HAS_GPU } from "./_gpu.ts";
 const LIMIT_MS = 10_000;
 
 const CASES: BadInput[] = [
+  // The KV store's options
+  ...["12XB", "0", "-1", "abc"].map((v) => ({
+    args: ["--gpu-kv-budget", v],
+    message: `--gpu-kv-budget: "${v}"`,
+  })),
+  {
+    args: ["--kv-int8", "maybe"],
+    message: `--kv-int8: "maybe" is not on or off`,
+  },
+  {
+    args: ["--recompute", "sometimes"],
+    message: `--recompute: "sometimes" is not auto, on or off`,
+  },
   // --context: 2 to the model's trained context
   ...["99999999", "1", "-5", "1.5", "abc"].map((v) => ({
     args: ["--context", v],

@@ -9,6 +9,8 @@ import { type GenerateOptions, loadModel, type Model } from "../api/model.ts";
 import { defaultModelPath } from "../api/default_model.ts";
 import { checkGenerateValues } from "./generate_args.ts";
 import { isArgError, joinNegativeValues } from "./options.ts";
+import type { KvStepStats } from "../kv/store.ts";
+import { formatKvStats, formatSchedulerProfile } from "./kv_report.ts";
 
 const NUMERIC_OPTIONS = [
   "max-tokens",
@@ -19,6 +21,7 @@ const NUMERIC_OPTIONS = [
   "context",
   "sparsity",
   "min-budget",
+  "gpu-kv-budget",
 ] as const;
 
 /** Usage of `alisa generate`. */
@@ -43,7 +46,16 @@ options:
                        sinks, h2o, swa
   --sparsity S         fraction of the cached tokens not attended, in [0, 1)
   --min-budget M       attend at least M tokens per step
-  --json               print {"prompt_ids","ids","text","prefill_tok_s","decode_tok_s","gpu_bytes"}`;
+  --gpu-kv-budget SIZE GPU bytes for K/V (e.g. 65536, 512KiB, 64MiB): tokens
+                       that do not fit spill to host memory and come back when
+                       attended (ALISA's tiers; default: everything on the GPU)
+  --kv-int8 on|off     host tier in INT8 (default on) or exact f16
+  --recompute MODE     auto (cost model, default), on (drop old host tokens and
+                       recompute them whenever the budget forces a spill), off
+  --stats              print where the KV lived: phases, tiers, bytes moved
+  --scheduler-profile  print the device profile and the scheduler's plan
+  --json               print {"prompt_ids","ids","text","finish_reason",
+                       "prefill_tok_s","decode_tok_s","gpu_bytes","kv_stats"}`;
 
 /** A one-line progress bar on stderr while a model uploads (terminals only). */
 function progressBar():
@@ -68,9 +80,14 @@ async function stream(
   prompt: string,
   o: GenerateOptions,
   json: boolean,
+  report: { stats: KvStepStats[] | null; profile: boolean } = {
+    stats: null,
+    profile: false,
+  },
 ): Promise<void> {
   const enc = new TextEncoder();
   const gen = model.generate(prompt, o);
+  if (report.profile) console.error(formatSchedulerProfile(model));
   if (!json) await Deno.stdout.write(enc.encode(prompt));
   for await (const piece of gen) {
     if (!json && piece.text) await Deno.stdout.write(enc.encode(piece.text));
@@ -85,6 +102,7 @@ async function stream(
       prefill_tok_s: r.prefillTokS,
       decode_tok_s: r.decodeTokS,
       gpu_bytes: model.gpuBytes,
+      kv_stats: r.kvStats,
     }));
   } else {
     console.log();
@@ -98,6 +116,7 @@ async function stream(
         } MiB (${r.finishReason})`,
     );
   }
+  if (report.stats) console.error(formatKvStats(r.kvStats, report.stats));
 }
 
 /** `alisa generate ...`; returns the exit code. */
@@ -119,6 +138,11 @@ export async function generateCommand(args: string[]): Promise<number> {
         policy: { type: "string" },
         sparsity: { type: "string" },
         "min-budget": { type: "string" },
+        "gpu-kv-budget": { type: "string" },
+        "kv-int8": { type: "string" },
+        recompute: { type: "string" },
+        stats: { type: "boolean" },
+        "scheduler-profile": { type: "boolean" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -145,9 +169,23 @@ export async function generateCommand(args: string[]): Promise<number> {
   const model = await loadModel(path, {
     contextLength: checked.contextLength,
     onProgress: progressBar(),
+    kv: checked.kv,
   });
+  const steps: KvStepStats[] = [];
   try {
-    await stream(model, values.prompt, checked.options, values.json ?? false);
+    await stream(
+      model,
+      values.prompt,
+      {
+        ...checked.options,
+        onStep: values.stats ? (s) => steps.push(s) : undefined,
+      },
+      values.json ?? false,
+      {
+        stats: values.stats ? steps : null,
+        profile: values["scheduler-profile"] ?? false,
+      },
+    );
   } finally {
     model.dispose();
   }

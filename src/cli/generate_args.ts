@@ -34,6 +34,8 @@ import {
 } from "../model/limits.ts";
 import { parsePolicies } from "../sparse/spec.ts";
 import { intOption, numberOption } from "./options.ts";
+import type { KvOptions } from "../kv/store.ts";
+import { kvOptions } from "./kv_report.ts";
 
 /** The raw option values of `alisa generate` (strings as typed). */
 export interface GenerateValues {
@@ -47,6 +49,9 @@ export interface GenerateValues {
   policy?: string;
   sparsity?: string;
   "min-budget"?: string;
+  "gpu-kv-budget"?: string;
+  "kv-int8"?: string;
+  recompute?: string;
 }
 
 /** Default `--max-tokens` (fewer when the context is shorter). */
@@ -67,7 +72,8 @@ export function checkGenerateArgs(
   values: GenerateValues,
   config: EngineConfig,
   limits?: EngineLimits,
-): { options: GenerateOptions; contextLength: number } {
+): { options: GenerateOptions; contextLength: number; kv: KvOptions } {
+  const kv = kvOptions(values);
   const trained = config.contextLength;
   const ctx = intOption(
     values.context,
@@ -132,7 +138,12 @@ export function checkGenerateArgs(
   };
   if (limits) {
     const names = { contextLength: "--context" };
-    checkEngineOptions(config, { contextLength: ctx }, limits, names);
+    checkEngineOptions(
+      config,
+      { contextLength: ctx, kvGpuBytes: kv.gpuBytes },
+      limits,
+      names,
+    );
     if (policy) {
       checkPolicyState(config, { ctx, slots: 1 }, policy, limits, names);
     }
@@ -148,6 +159,7 @@ export function checkGenerateArgs(
       policy,
     },
     contextLength: ctx,
+    kv,
   };
 }
 
@@ -159,7 +171,7 @@ export function checkGenerateArgs(
 export async function checkGenerateValues(
   values: GenerateValues,
   path: string,
-): Promise<{ options: GenerateOptions; contextLength: number }> {
+): Promise<{ options: GenerateOptions; contextLength: number; kv: KvOptions }> {
   const file = await openModelFile(path);
   const config = file.config;
   file.close();

@@ -278,9 +278,20 @@ export class LlamaModel {
     }
     const set = new BufferSet(gpu, "model");
     try {
-      const w = await uploadWeights(set.child("weights"), file, o.onProgress);
       const qDim = c.nHeads * c.headDim;
       const kvDim = c.nKvHeads * c.headDim;
+      // The KV store first: a budget too small for it fails before any
+      // weight is uploaded.
+      const kv = new KvStore(gpu, set.child("kv"), {
+        nLayers: c.nLayers,
+        slots: maxBatch,
+        ctx,
+        kvDim,
+        headDim: c.headDim,
+        dim: c.dim,
+        maxStepTokens,
+      }, o.kv);
+      const w = await uploadWeights(set.child("weights"), file, o.onProgress);
       const rs = set.child("run");
       const f = (name: string, elems: number) => rs.buffer(name, elems * 4);
       const T = maxStepTokens;
@@ -305,15 +316,6 @@ export class LlamaModel {
         ),
         ropeTable: rs.buffer("rope_table", table.byteLength, table),
       };
-      const kv = new KvStore(gpu, set.child("kv"), {
-        nLayers: c.nLayers,
-        slots: maxBatch,
-        ctx,
-        kvDim,
-        headDim: c.headDim,
-        dim: c.dim,
-        maxStepTokens,
-      }, o.kv);
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.check();
       const model = new LlamaModel(
