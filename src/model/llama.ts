@@ -48,11 +48,7 @@ import { checkKvOptions, type KvOptions, KvStore } from "../kv/store.ts";
 import { nllDispatch } from "../eval/ops.ts";
 import { createPolicy } from "../sparse/create_policy.ts";
 import type { KvPolicy } from "../sparse/policy.ts";
-import {
-  checkSparsity,
-  POLICY_NAMES,
-  type PolicySpec,
-} from "../sparse/spec.ts";
+import { checkPolicy, type PolicySpec } from "../sparse/spec.ts";
 import {
   argmaxDispatch,
   attentionDispatch,
@@ -113,28 +109,6 @@ const DENSE: Required<PolicySpec> = {
   sparsity: 0,
   minBudget: 0,
 };
-
-/** Checks a policy spec; TypeError for an unknown name, RangeError for bad numbers. */
-export function checkPolicySpec(
-  spec: PolicySpec,
-  ctx: number,
-): Required<PolicySpec> {
-  if (!(POLICY_NAMES as readonly string[]).includes(spec?.name)) {
-    throw new TypeError(
-      `unknown KV policy ${JSON.stringify(spec?.name)} (known: ${
-        POLICY_NAMES.join(", ")
-      })`,
-    );
-  }
-  checkSparsity(spec.sparsity);
-  const minBudget = spec.minBudget ?? 0;
-  if (!Number.isInteger(minBudget) || minBudget < 0 || minBudget > ctx) {
-    throw new RangeError(
-      `minBudget must be an integer in [0, ${ctx}], got ${spec.minBudget}`,
-    );
-  }
-  return { name: spec.name, sparsity: spec.sparsity, minBudget };
-}
 
 /** A Llama-family model on the GPU. */
 export class LlamaModel {
@@ -205,7 +179,7 @@ export class LlamaModel {
    * TypeError for an unknown name.
    */
   setPolicy(spec: PolicySpec): void {
-    const s = checkPolicySpec(spec, this.kv.ctx);
+    const s = checkPolicy(spec, this.kv.ctx);
     checkPolicyState(this.config, this.kv, s, this.gpu.limits);
     if (this.kv.tiered && s.name === "h2o") {
       throw new TypeError(

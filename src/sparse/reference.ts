@@ -45,8 +45,7 @@
  */
 import {
   budgetK,
-  checkSparsity,
-  POLICY_NAMES,
+  checkPolicy,
   type PolicyName,
   type PolicySpec,
 } from "./spec.ts";
@@ -63,24 +62,6 @@ function checkK(k: number): void {
   if (!Number.isSafeInteger(k) || k < 1) {
     throw new RangeError(`k must be an integer >= 1, got ${k}`);
   }
-}
-
-function checkSpec(spec: PolicySpec): Required<PolicySpec> {
-  if (!(POLICY_NAMES as readonly string[]).includes(spec.name)) {
-    throw new TypeError(
-      `unknown policy ${JSON.stringify(spec.name)} (known: ${
-        POLICY_NAMES.join(", ")
-      })`,
-    );
-  }
-  checkSparsity(spec.sparsity);
-  const minBudget = spec.minBudget ?? 0;
-  if (!Number.isSafeInteger(minBudget) || minBudget < 0) {
-    throw new RangeError(
-      `minBudget must be an integer >= 0, got ${spec.minBudget}`,
-    );
-  }
-  return { name: spec.name, sparsity: spec.sparsity, minBudget };
 }
 
 /** `k` and `b = min(n, 2k)` (tokens attended) of a step with `n` cached tokens. */
@@ -193,7 +174,7 @@ export function selectSwa(
 
 /** The list of a stateless policy (dense, local, strided, sinks) at `n`. */
 export function selectStatic(spec: PolicySpec, n: number): Int32Array {
-  const s = checkSpec(spec);
+  const s = checkPolicy(spec);
   const { k } = stepBudget(n, s);
   switch (s.name) {
     case "dense":
@@ -265,7 +246,7 @@ export class SwaReference {
   #last: Int32Array | null = null;
 
   constructor(spec: PolicySpec) {
-    this.spec = checkSpec(spec);
+    this.spec = checkPolicy(spec);
     if (this.spec.name !== "swa") {
       throw new TypeError(`SwaReference needs policy swa, got ${spec.name}`);
     }
@@ -403,7 +384,7 @@ export class H2oReference {
   #last: Int32Array[] | null = null;
 
   constructor(spec: PolicySpec, readonly nHeads: number) {
-    this.spec = checkSpec(spec);
+    this.spec = checkPolicy(spec);
     if (this.spec.name !== "h2o") {
       throw new TypeError(`H2oReference needs policy h2o, got ${spec.name}`);
     }
@@ -668,7 +649,7 @@ export function referenceSelection(
   spec: PolicySpec,
   nHeads: number,
 ): ReferenceSelection {
-  const s = checkSpec(spec);
+  const s = checkPolicy(spec);
   if (!Number.isSafeInteger(nHeads) || nHeads < 1) {
     throw new RangeError(`nHeads must be an integer >= 1, got ${nHeads}`);
   }

@@ -94,6 +94,35 @@ export function checkSparsity(s: number): void {
   }
 }
 
+/**
+ * Checks a policy spec, the one place the rules live: TypeError for an
+ * unknown name, RangeError for a sparsity outside [0, 1) or a minBudget
+ * that is not an integer in [0, ctx] (any integer >= 0 without `ctx`).
+ * Returns it with `minBudget` filled in.
+ */
+export function checkPolicy(
+  spec: PolicySpec,
+  ctx = Number.MAX_SAFE_INTEGER,
+): Required<PolicySpec> {
+  if (!(POLICY_NAMES as readonly string[]).includes(spec?.name)) {
+    throw new TypeError(
+      `unknown KV policy ${JSON.stringify(spec?.name)} (known: ${
+        POLICY_NAMES.join(", ")
+      })`,
+    );
+  }
+  checkSparsity(spec.sparsity);
+  const minBudget = spec.minBudget ?? 0;
+  if (!Number.isSafeInteger(minBudget) || minBudget < 0 || minBudget > ctx) {
+    throw new RangeError(
+      `minBudget must be an integer in [0, ${
+        ctx === Number.MAX_SAFE_INTEGER ? "inf)" : `${ctx}]`
+      }, got ${spec.minBudget}`,
+    );
+  }
+  return { name: spec.name, sparsity: spec.sparsity, minBudget };
+}
+
 /** Parses "dense,swa,..." into names; TypeError naming an unknown one. */
 export function parsePolicies(list: string): PolicyName[] {
   const names = list.split(",").map((s) => s.trim()).filter((s) => s !== "");
