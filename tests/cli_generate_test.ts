@@ -19,12 +19,22 @@ const CASES: BadInput[] = [
     message: `--gpu-kv-budget: "${v}"`,
   })),
   {
-    args: ["--kv-int8", "maybe"],
+    args: ["--gpu-kv-budget", "1MiB", "--kv-int8", "maybe"],
     message: `--kv-int8: "maybe" is not on or off`,
   },
   {
-    args: ["--recompute", "sometimes"],
+    args: ["--gpu-kv-budget", "1MiB", "--recompute", "sometimes"],
     message: `--recompute: "sometimes" is not auto, on or off`,
+  },
+  {
+    args: ["--kv-int8", "off"],
+    message:
+      `--kv-int8 applies to a KV budget (tokens that spill): add --gpu-kv-budget SIZE`,
+  },
+  {
+    args: ["--recompute", "on"],
+    message:
+      `--recompute applies to a KV budget (tokens that spill): add --gpu-kv-budget SIZE`,
   },
   // --context: 2 to the model's trained context
   ...["99999999", "1", "-5", "1.5", "abc"].map((v) => ({

@@ -36,7 +36,8 @@ fn topk_drop(q: u32) {}
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let t = wg.x;
   if (li == 0u) {
-    n_sh = select(0u, step.tok[t].kv_len + p.next, t < step.n_tokens);
+    // A token at the last position has no next step: n stays within ctx.
+    n_sh = select(0u, min(step.tok[t].kv_len + p.next, p.ctx), t < step.n_tokens);
   }
   let n = workgroupUniformLoad(&n_sh); // uniform: the branches below hold barriers
   if (n == 0u) { return; }

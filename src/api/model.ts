@@ -201,7 +201,14 @@ export class Model {
       while (j < toks.length && j - i < T) {
         const t = toks[j];
         const add = t.pos + 1 - (reach.get(t.slot) ?? 0);
-        if (need + add > rows && j > i) break;
+        if (need + add > rows) {
+          if (j > i) break;
+          throw new RangeError(
+            `a prompt of ${
+              seqs[t.seq].length
+            } tokens does not fit the GPU KV budget's ${rows} rows (its prefill attends every position)`,
+          );
+        }
         reach.set(t.slot, t.pos + 1);
         need += add;
         j++;
@@ -453,7 +460,8 @@ export class Model {
       const V = this.config.vocabSize;
       const out = new Float32Array(ids.length * V);
       const T = Math.min(this.engine.kv.stepTokens, this.engine.maxOut);
-      this.engine.kv.clear(0);
+      // A fresh sequence: checks that its prefill fits a KV budget.
+      this.engine.kv.planRun(this.engine.policy, [ids.length], 0);
       for (let i = 0; i < ids.length; i += T) {
         const chunk = ids.slice(i, i + T).map((id, j) => ({
           slot: 0,

@@ -20,6 +20,13 @@ export function kvOptions(v: {
   recompute?: string;
 }): KvOptions {
   const kv: KvOptions = {};
+  for (const flag of ["kv-int8", "recompute"] as const) {
+    if (v[flag] !== undefined && v["gpu-kv-budget"] === undefined) {
+      throw new TypeError(
+        `--${flag} applies to a KV budget (tokens that spill): add --gpu-kv-budget SIZE`,
+      );
+    }
+  }
   if (v["gpu-kv-budget"] !== undefined) {
     kv.gpuBytes = parseBytes(v["gpu-kv-budget"], "--gpu-kv-budget");
   }

@@ -22,9 +22,11 @@
  * in proportion to the rows left for older tokens (a uniform assumption;
  * SWA's picks repeat from step to step, so real runs miss less). For a
  * dense policy every older token is a "global" pick. A recomputed token
- * costs its x upload plus the GPU time to rebuild K and V; when x is at
- * least as large as K+V (GQA with group >= 2, or x in f32), recompute
- * never pays and the search returns beta = 0.
+ * costs its x upload (dim + 8 bytes INT8, 4 dim f32) plus the GPU time to
+ * rebuild K and V; an uploaded one costs its f16 K/V row (4 kv_dim bytes).
+ * Where the first is not cheaper (a large GQA group, x in f32, or a device
+ * whose GPU time per rebuilt token outweighs the bytes saved, as llvmpipe),
+ * recompute never pays and the search returns beta = 0.
  *
  * @module
  */

@@ -9,12 +9,15 @@
  *            (layer, slot, pos); NO_ROW where the token is not on the GPU
  *
  * The pool is sized by a byte budget, not by slots x ctx: one long
- * sequence and many short ones draw on the same rows. A pool larger than
+ * sequence and many short ones draw on the same rows (the row table is
+ * still (layers, slots, ctx) u32). A pool larger than
  * one storage binding is split into parts. When the rows cover every
  * (layer, slot, pos) the pool is *static*: row = entry, and the table is
  * written once. Otherwise rows are assigned as the scheduler decides and
  * the table is written for the entries that change, before the step that
- * reads them. The pool keeps a CPU mirror of the table (`rowOf`) and of
+ * reads them; an entry whose token left the GPU is set to NO_ROW before
+ * the next step (not within the step: an earlier layer may still read
+ * it). The pool keeps a CPU mirror of the placements (`rowOf`) and of
  * each row's owner (`entryOf`), and counts its own bytes.
  *
  * @module
@@ -92,8 +95,6 @@ export class KvPool {
   /** Entry held by each row, or -1 (free). */
   readonly entryOf: Int32Array;
   private readonly layerParams: GPUBuffer[] = [];
-  /** Table entries changed since the last flush. */
-  private dirty: number[] = [];
 
   constructor(
     private readonly gpu: Gpu,
@@ -169,37 +170,23 @@ export class KvPool {
     }
     this.entryOf[row] = entry;
     this.rowOf[entry] = row;
-    this.dirty.push(entry);
   }
 
   /** Takes `row` from its entry (the token leaves the GPU). */
   release(row: number): number {
     const e = this.entryOf[row];
-    if (e >= 0) {
-      this.rowOf[e] = -1;
-      this.dirty.push(e);
-    }
+    if (e >= 0) this.rowOf[e] = -1;
     this.entryOf[row] = -1;
     return e;
   }
 
-  /** Writes the changed table entries to the GPU (before the step that reads them). */
+  /** Writes the whole table from the CPU mirror (tests; a tiered store writes entries as it places them). */
   flushTable(): void {
-    if (!this.dirty.length) return;
-    const idx = [...new Set(this.dirty)].sort((a, b) => a - b);
-    this.dirty = [];
-    let i = 0;
-    while (i < idx.length) {
-      let j = i + 1;
-      while (j < idx.length && idx[j] === idx[j - 1] + 1) j++;
-      const run = new Uint32Array(j - i);
-      for (let q = i; q < j; q++) {
-        const r = this.rowOf[idx[q]];
-        run[q - i] = r < 0 ? NO_ROW : r;
-      }
-      this.gpu.device.queue.writeBuffer(this.table, idx[i] * 4, run);
-      i = j;
+    const t = new Uint32Array(this.rowOf.length);
+    for (let e = 0; e < t.length; e++) {
+      t[e] = this.rowOf[e] < 0 ? NO_ROW : this.rowOf[e];
     }
+    this.gpu.device.queue.writeBuffer(this.table, 0, t);
   }
 
   /**
@@ -215,13 +202,36 @@ export class KvPool {
         todo.push(pairs[i]);
       }
     }
+    this.writeRuns(todo, gpuTable);
+  }
+
+  /**
+   * Writes NO_ROW for the `entries` that have no row now but still have
+   * one in the GPU table (tokens that left the GPU in an earlier step), so
+   * the table says what is on the GPU.
+   */
+  clearEntries(entries: number[], gpuTable: Int32Array): void {
+    const todo: number[] = [];
+    for (const e of entries) {
+      if (this.rowOf[e] < 0 && gpuTable[e] !== -1) {
+        gpuTable[e] = -1;
+        todo.push(e);
+      }
+    }
+    this.writeRuns(todo, gpuTable);
+  }
+
+  private writeRuns(todo: number[], gpuTable: Int32Array): void {
     todo.sort((a, b) => a - b);
     let i = 0;
     while (i < todo.length) {
       let j = i + 1;
       while (j < todo.length && todo[j] === todo[j - 1] + 1) j++;
       const run = new Uint32Array(j - i);
-      for (let q = i; q < j; q++) run[q - i] = gpuTable[todo[q]];
+      for (let q = i; q < j; q++) {
+        const r = gpuTable[todo[q]];
+        run[q - i] = r < 0 ? NO_ROW : r;
+      }
       this.gpu.device.queue.writeBuffer(this.table, todo[i] * 4, run);
       i = j;
     }

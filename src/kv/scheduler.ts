@@ -19,7 +19,7 @@
  *
  * The step's working set at layer l, W_l, is what that layer's attention
  * reads: for each sequence in the step, the cached positions its tokens
- * attend (decode: the policy's set for n = kv_len, known before the step:
+ * attend (ascending; decode: the policy's set for n = kv_len, known before the step:
  * arithmetic policies on the CPU, SWA chosen one step ahead on the GPU and
  * read back; prefill: every earlier position), plus the positions the step
  * itself writes (new tokens). The step counter j grows by one per step.
@@ -166,6 +166,9 @@ class Heap {
 /** Keys (last use, row) in one number: last use * ROW_SPAN + row. */
 const ROW_SPAN = 2 ** 22;
 
+/** Most pool rows the scheduler handles (row indices fit its heap keys). */
+export const MAX_SCHEDULED_ROWS: number = ROW_SPAN;
+
 /** The scheduler's state and decisions. */
 export class TierScheduler {
   /** Tier of each entry. */
@@ -178,9 +181,13 @@ export class TierScheduler {
   readonly counts: TierCounts = { gpu: 0, host: 0, recompute: 0 };
   /** Steps decided so far (the step counter j). */
   step = 0;
+  /** Entries that lost their row since the store last took this list. */
+  released: number[] = [];
   plan: TierPlan = NO_RECOMPUTE;
   private readonly free = new Heap();
   private readonly lru = new Heap();
+  /** Per layer, this step's LRU keys of rows that layer needs (set aside by takeRow). */
+  private readonly deferred: Heap[];
   /** Per step: the layer that needs each entry (-1: none), reset per step. */
   private readonly neededAt: Int16Array;
   private readonly lengths: number[];
@@ -196,6 +203,7 @@ export class TierScheduler {
     this.lastUse = new Int32Array(n);
     this.dropped = new Uint8Array(n);
     this.neededAt = new Int16Array(n).fill(-1);
+    this.deferred = Array.from({ length: pool.dims.nLayers }, () => new Heap());
     this.lengths = new Array(pool.dims.slots).fill(0);
     for (let r = 0; r < pool.rows; r++) this.free.push(r);
   }
@@ -223,8 +231,10 @@ export class TierScheduler {
     const f = this.free.pop();
     if (f !== undefined) return { row: f, evicted: false };
     const { pool } = this;
-    const skipped: number[] = [];
     let victim = -1;
+    // a: the least recently used row not needed at layer l or later. A
+    // row needed at layer l' >= l is set aside in deferred[l'] (each key
+    // once a step): its entry is used at l' and gets a fresh key then.
     for (;;) {
       const key = this.lru.pop();
       if (key === undefined) break;
@@ -232,29 +242,29 @@ export class TierScheduler {
       const e = pool.entryOf[row];
       if (e < 0 || this.lastUse[e] !== use) continue; // stale key
       if (this.neededAt[e] >= l) {
-        skipped.push(key);
+        this.deferred[this.neededAt[e]].push(key);
         continue;
       }
       victim = row;
       break;
     }
-    for (const k of skipped) this.lru.push(k);
     if (victim < 0) {
-      // b: a row a later layer needs, the one needed last.
-      let best = -1, bestL = -1, bestUse = 0;
-      for (let r = 0; r < pool.rows; r++) {
-        const e = pool.entryOf[r];
-        const at = this.neededAt[e];
-        if (at <= l) continue;
-        if (
-          at > bestL || (at === bestL && this.lastUse[e] < bestUse)
-        ) {
-          best = r;
-          bestL = at;
-          bestUse = this.lastUse[e];
+      // b: every row is needed at layer l or later (the LRU keys are all
+      // set aside): of the rows a later layer needs, the one needed last,
+      // least recently used, smallest row.
+      for (let at = this.deferred.length - 1; at > l && victim < 0; at--) {
+        for (;;) {
+          const key = this.deferred[at].pop();
+          if (key === undefined) break;
+          const row = key % ROW_SPAN, use = Math.floor(key / ROW_SPAN);
+          const e = pool.entryOf[row];
+          if (e < 0 || this.lastUse[e] !== use || this.neededAt[e] !== at) {
+            continue;
+          }
+          victim = row;
+          break;
         }
       }
-      victim = best;
     }
     if (victim < 0) {
       throw new RangeError(
@@ -262,6 +272,7 @@ export class TierScheduler {
       );
     }
     const e = pool.release(victim);
+    this.released.push(e);
     this.setTier(e, this.dropped[e] ? TIER.recompute : TIER.host);
     return { row: victim, evicted: true };
   }
@@ -282,6 +293,7 @@ export class TierScheduler {
         if (r >= 0) {
           pool.release(r);
           this.free.push(r);
+          this.released.push(e);
         }
         this.setTier(e, TIER.none);
         this.dropped[e] = 0;
@@ -364,6 +376,9 @@ export class TierScheduler {
     const layers: LayerWork[] = [];
     try {
       for (let l = 0; l < nLayers; l++) {
+        // Keys set aside for layer l - 1 are stale now (its entries were
+        // used and got fresh keys).
+        if (l > 0) this.deferred[l - 1].clear();
         const w: LayerWork = {
           uploads: [],
           recomputes: [],
@@ -407,6 +422,7 @@ export class TierScheduler {
       for (const list of [...existing, ...created]) {
         for (const e of list) this.neededAt[e] = -1;
       }
+      for (const d of this.deferred) d.clear();
     }
     if (this.lru.size > 4 * pool.rows + 1024) this.rebuildLru();
     return { layers, drops, evictions };

@@ -47,6 +47,7 @@ import {
   tableEntries,
 } from "./pool.ts";
 import {
+  MAX_SCHEDULED_ROWS,
   NO_RECOMPUTE,
   type ScheduledToken,
   type StepDecision,
@@ -126,7 +127,7 @@ export interface KvStats {
   steps: number;
   uploaded_bytes: number;
   recomputed_tokens: number;
-  /** Most entries (token x layer) on the host tier at once. */
+  /** Most entries (token x layer) off the GPU at once (host and recompute tiers). */
   host_tokens_peak: number;
   host_bytes_peak: number;
   evictions: number;
@@ -190,6 +191,81 @@ function tieredParts(
   };
 }
 
+/** How a tiered store lays out a budget: its step size, scratch and pool rows. */
+export interface TieredLayout {
+  /** Most tokens per step (one capture row each). */
+  stepTokens: number;
+  /** Recompute scratch tokens (0: recompute off). */
+  rcTokens: number;
+  parts: TieredParts;
+  /** Bytes of everything but the pool rows (row table and layer uniforms included). */
+  fixed: number;
+  /** Pool rows that fit the rest of the budget. */
+  rows: number;
+}
+
+/**
+ * The layout of a tiered store under `budget` bytes: capture rows for
+ * about a tenth of the budget (at least one per sequence, at most
+ * {@linkcode TIERED_STEP_TOKENS}), a recompute scratch for about 5% (4 to
+ * 64 tokens, none when recompute is off), the row table and masks, and as
+ * many pool rows as fit the rest (padded as allocated). Pure arithmetic:
+ * nothing is allocated.
+ */
+export function tieredLayout(
+  d: KvModelDims,
+  partRows: number,
+  recompute: RecomputeMode,
+  budget: number,
+): TieredLayout {
+  const stepTokens = Math.min(
+    d.maxStepTokens,
+    TIERED_STEP_TOKENS,
+    Math.max(d.slots, Math.floor(budget / 10 / rowBytes(d))),
+  );
+  const perRcToken = 2 * d.dim * 4 + 2 * d.kvDim * 4 + 16;
+  const rcTokens = Math.max(
+    4,
+    Math.min(64, Math.floor(budget * 0.05 / perRcToken)),
+  );
+  const parts = tieredParts(d, recompute, rcTokens, stepTokens);
+  const fixed = poolOverheadBytes(d) + parts.capture + parts.masks + parts.rc;
+  let rows = Math.max(0, Math.floor((budget - fixed) / rowBytes(d)));
+  // Buffers are padded to 16 bytes: drop rows until the padded total fits.
+  while (
+    rows > 0 &&
+    poolBytes(d, rows, partRows) - poolOverheadBytes(d) + fixed > budget
+  ) rows--;
+  return { stepTokens, rcTokens: parts.rcTokens, parts, fixed, rows };
+}
+
+/**
+ * The smallest budget whose tiered layout has at least `rows` pool rows
+ * (the fixed parts grow with the budget, so this searches rather than
+ * adds).
+ */
+export function budgetForRows(
+  d: KvModelDims,
+  partRows: number,
+  recompute: RecomputeMode,
+  rows: number,
+): number {
+  // An upper bound: every fixed part at its largest.
+  let hi = poolBytes(d, rows, partRows) +
+    tieredParts(d, recompute, 64, Math.min(d.maxStepTokens, TIERED_STEP_TOKENS))
+      .capture +
+    64 * (2 * d.dim * 4 + 2 * d.kvDim * 4 + 16) + 4096 +
+    pad16(d.nLayers * d.slots * Math.ceil(d.ctx / 32) * 4);
+  while (tieredLayout(d, partRows, recompute, hi).rows < rows) hi *= 2;
+  let lo = 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (tieredLayout(d, partRows, recompute, mid).rows >= rows) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 /** Parses a byte size: an integer, or a number with B, KiB, MiB, GiB (or KB, MB, GB). */
 export function parseBytes(s: string, what = "size"): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB|k|K|M|G)?\s*$/.exec(
@@ -229,6 +305,19 @@ export function checkKvOptions(o: KvOptions | undefined): void {
   if (o === undefined) return;
   if (typeof o !== "object" || o === null) {
     throw new TypeError(`kv options must be an object, got ${o}`);
+  }
+  const known = ["gpuBytes", "int8", "recompute", "hostBytes", "plan"];
+  for (const k of Object.keys(o)) {
+    if (!known.includes(k)) {
+      throw new TypeError(
+        `kv has no option ${JSON.stringify(k)} (known: ${known.join(", ")})`,
+      );
+    }
+  }
+  if (o.plan !== undefined && (typeof o.plan !== "object" || o.plan === null)) {
+    throw new TypeError(
+      `kv.plan must be an object { beta, p2 }, got ${o.plan}`,
+    );
   }
   if (
     o.gpuBytes !== undefined &&
@@ -364,39 +453,26 @@ export class KvStore {
     }
     this.tiered = true;
     this.budgetBytes = options.gpuBytes;
-    // The capture rows (one per step token) take at most a tenth of the
-    // budget: small budgets prefill in smaller steps.
-    this.stepTokens = Math.min(
-      dims.maxStepTokens,
-      TIERED_STEP_TOKENS,
-      Math.max(dims.slots, Math.floor(this.budgetBytes / 10 / rowBytes(dims))),
-    );
-    const perRcToken = 2 * dims.dim * 4 + 2 * dims.kvDim * 4 + 16;
-    const rcTokens = Math.max(
-      4,
-      Math.min(64, Math.floor(this.budgetBytes * 0.05 / perRcToken)),
-    );
-    const parts = tieredParts(dims, this.recompute, rcTokens, this.stepTokens);
-    const fixed = poolOverheadBytes(dims) + parts.capture + parts.masks +
-      parts.rc;
-    const rows = Math.floor((this.budgetBytes - fixed) / rowBytes(dims));
-    // Buffers are padded to 16 bytes: drop rows until the padded total fits.
-    let r = rows;
-    while (
-      r > 0 &&
-      poolBytes(dims, r, partRows) + fixed - poolOverheadBytes(dims) >
-        this.budgetBytes
-    ) r--;
+    const lay = tieredLayout(dims, partRows, this.recompute, this.budgetBytes);
+    this.stepTokens = lay.stepTokens;
+    const parts = lay.parts, fixed = lay.fixed;
+    const r = lay.rows;
     const minRows = dims.slots + 1;
     if (r < minRows) {
-      const need = poolBytes(dims, minRows, partRows) + fixed -
-        poolOverheadBytes(dims);
+      const need = budgetForRows(dims, partRows, this.recompute, minRows);
       throw new RangeError(
         `GPU KV budget of ${this.budgetBytes} bytes is too small: its fixed parts take ${fixed} bytes (row tables ${
           poolOverheadBytes(dims)
         }, capture ${parts.capture}, selection masks ${parts.masks}, recompute scratch ${parts.rc}) and the pool needs at least ${minRows} rows of ${
           rowBytes(dims)
         } bytes (one token per sequence and one more): at least ${need} bytes`,
+      );
+    }
+    if (r >= MAX_SCHEDULED_ROWS) {
+      throw new RangeError(
+        `a GPU KV budget of ${this.budgetBytes} bytes makes ${r} pool rows; the scheduler handles fewer than ${MAX_SCHEDULED_ROWS}: use a budget under ${
+          budgetForRows(dims, partRows, this.recompute, MAX_SCHEDULED_ROWS - 1)
+        } bytes, or none (everything on the GPU)`,
       );
     }
     this.pool = new KvPool(gpu, this.budgetSet, dims, r);
@@ -406,8 +482,8 @@ export class KvStore {
       "masks",
       dims.nLayers * dims.slots * Math.ceil(dims.ctx / 32) * 4,
     );
-    if (parts.rcTokens > 0) {
-      const R = parts.rcTokens, b = this.budgetSet;
+    if (lay.rcTokens > 0) {
+      const R = lay.rcTokens, b = this.budgetSet;
       this.rc = {
         sb: {
           step: b.buffer("rc.step", stepTableBytes(R)),
@@ -526,23 +602,36 @@ export class KvStore {
     this.totals = { uploaded: 0, recomputed: 0, evictions: 0 };
     this.peak = { gpu: 0, hostTokens: 0, hostBytes: 0 };
     this.phases = new Set();
+    // A run has the engine to itself: earlier runs' sequences go.
+    for (let s = 0; s < this.slots; s++) this.clear(s);
+    this.plan = NO_RECOMPUTE;
+    this.planCost = null;
     if (!this.tiered) return;
+    this.scheduler!.plan = NO_RECOMPUTE;
     const finals = promptLens.map((p) => Math.min(this.ctx, p + genLen));
-    const need = this.workingRows(policy, finals);
+    // One layer's working set at once: a prompt's dense prefill (every
+    // position of the longest prompt, however it is cut into steps), or
+    // the decode steps' attended sets at the final lengths.
+    const prefill = Math.max(0, ...promptLens);
+    const decode = genLen > 0 ? this.workingRows(policy, finals) : 0;
+    const need = Math.max(prefill, decode);
     if (need > this.pool.rows) {
-      const fixed = this.budgetSet.bytes -
-        this.pool.parts.reduce((a, b) => a + b.size, 0);
-      const bytes = fixed + need * rowBytes(this.dims);
-      throw new RangeError(
-        `GPU KV budget of ${this.budgetBytes} bytes holds ${this.pool.rows} token rows; this run needs ${need} at once (one layer's attended tokens of ${promptLens.length} sequence(s) at their final lengths under ${policy.name}${
+      const bytes = budgetForRows(
+        this.dims,
+        this.pool.rowsPerPart,
+        this.recompute,
+        need,
+      );
+      const what = prefill >= decode
+        ? `the prefill of a ${prefill}-token prompt attends all of it`
+        : `one layer's attended tokens of ${promptLens.length} sequence(s) at their final lengths under ${policy.name}${
           policy.name === "dense" ? "" : ` at sparsity ${policy.sparsity}`
-        }): use a budget of at least ${bytes} bytes, fewer or shorter sequences, or more sparsity`,
+        }`;
+      throw new RangeError(
+        `GPU KV budget of ${this.budgetBytes} bytes holds ${this.pool.rows} token rows; this run needs ${need} at once (${what}): use a budget of at least ${bytes} bytes, fewer or shorter sequences, or more sparsity`,
       );
     }
-    if (!this.profile) {
-      this.plan = NO_RECOMPUTE;
-      return;
-    }
+    if (!this.profile) return;
     const sizes = this.transferSizes;
     const w: Workload = {
       batch: promptLens.length,
@@ -603,6 +692,9 @@ export class KvStore {
     for (const t of tokens) {
       if (t.pos === 0 && this.lengths[t.slot] > 0) this.clear(t.slot);
     }
+    // Tokens that left the GPU before this step: NO_ROW in the table.
+    pool.clearEntries(sch.released, this.gpuTable!);
+    sch.released = [];
     const decision = sch.decide(
       tokens,
       sets,

@@ -565,6 +565,16 @@ export class LlamaModel {
     extra?: (enc: GPUCommandEncoder) => void,
     outOffset = 0,
   ): Promise<{ ids: Uint32Array | null; logits: Float32Array | null }> {
+    // A decode step right after a prefill that was not seeded (the API
+    // always seeds; direct engine users may not): seed from the prompt
+    // the decode token follows.
+    if (decode) {
+      const slots = this.pol.needsSeed(tokens);
+      if (slots.length) {
+        const at = new Map(tokens.map((t) => [t.slot, t.pos]));
+        await this.seedPolicy(slots, slots.map((s) => at.get(s)!));
+      }
+    }
     if (this.tiered) {
       return await this.tiered.step(
         tokens,
@@ -720,6 +730,7 @@ export class LlamaModel {
       0,
     );
     this.pol.chosen(toks, true);
+    this.pol.seeded(slots);
     if (this.tiered) {
       await this.tiered.readMasks(enc);
     } else {
@@ -789,6 +800,10 @@ export class LlamaModel {
         );
       }
     }
+    // Fresh sequences in slots 0 .. B-1, under a KV budget checked and
+    // planned like a run of B one-token prompts decoding to their ends.
+    const maxLen = Math.max(...windows.map((w) => w.length));
+    this.kv.planRun(this.pol.spec, windows.map(() => 1), maxLen - 1);
     const total = windows.reduce((a, w) => a + w.length - 1, 0);
     const set = this.set.child("score");
     const nllBuf = set.buffer("nll", total * 4);
@@ -803,7 +818,6 @@ export class LlamaModel {
     });
     // Run row of (window i, position t): steps in order, live windows in order.
     const where: [number, number][] = [];
-    const maxLen = Math.max(...windows.map((w) => w.length));
     try {
       for (let t = 0; t < maxLen - 1; t++) {
         const live = windows.flatMap((w, i) => (t < w.length - 1 ? [i] : []));

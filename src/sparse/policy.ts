@@ -68,6 +68,10 @@ export interface KvPolicy {
   chosen(tokens: StepToken[], next: boolean): void;
   /** Forgets the chosen sets of `slots` (a prefill starts a new sequence there). */
   forget(slots: Iterable<number>): void;
+  /** Slots of `tokens` prefilled but not yet seeded (policies with a seed). */
+  needsSeed(tokens: StepToken[]): number[];
+  /** Records that `slots` were seeded. */
+  seeded(slots: Iterable<number>): void;
   /**
    * Makes room for a prefill of `promptLen` tokens; true when buffers
    * were replaced (plans binding them must be rebuilt).
@@ -120,6 +124,10 @@ export abstract class PolicyDefaults {
   }
   chosen(_tokens: StepToken[], _next: boolean): void {}
   forget(_slots: Iterable<number>): void {}
+  needsSeed(_tokens: StepToken[]): number[] {
+    return [];
+  }
+  seeded(_slots: Iterable<number>): void {}
   reserve(_promptLen: number): boolean {
     return false;
   }

@@ -62,6 +62,8 @@ export class SwaPolicy implements KvPolicy {
   private readonly selN: GPUBuffer[];
   /** n each slot's current set was chosen for (-1: none). */
   private readonly prepared: Int32Array;
+  /** Slots prefilled since their last seed (their S and rows are not seeded yet). */
+  private readonly unseeded = new Set<number>();
 
   constructor(
     private readonly gpu: Gpu,
@@ -176,7 +178,22 @@ export class SwaPolicy implements KvPolicy {
   }
 
   forget(slots: Iterable<number>): void {
-    for (const s of slots) this.prepared[s] = -1;
+    for (const s of slots) {
+      this.prepared[s] = -1;
+      this.unseeded.add(s);
+    }
+  }
+
+  /** Slots of `tokens` prefilled but not yet seeded. */
+  needsSeed(tokens: StepToken[]): number[] {
+    return [...new Set(tokens.map((t) => t.slot))].filter((s) =>
+      this.unseeded.has(s)
+    );
+  }
+
+  /** Records that `slots` were seeded. */
+  seeded(slots: Iterable<number>): void {
+    for (const s of slots) this.unseeded.delete(s);
   }
 
   /**
