@@ -340,3 +340,105 @@ Deno.test("parseBytes: integers and KiB/MiB/GiB; anything else names the option"
     );
   }
 });
+
+Deno.test({
+  name:
+    "a prompt whose prefill does not fit the pool is refused before the run, naming a budget that then works",
+  ignore,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const prompt = Array.from({ length: 150 }, (_, i) => 1 + (i % 200));
+    const swa: PolicySpec = { name: "swa", sparsity: 0.8 };
+    const m = await loadModel(undefined, {
+      gpu,
+      contextLength: 256,
+      kv: { gpuBytes: 90_000 },
+    });
+    let suggested = 0;
+    try {
+      const e = assertThrows(
+        () => m.generate(prompt, { maxTokens: 4, policy: swa }),
+        RangeError,
+        "the prefill of a 150-token prompt attends all of it",
+      );
+      suggested = Number(/at least (\d+) bytes/.exec(e.message)![1]);
+      assert(suggested > 90_000);
+    } finally {
+      m.dispose();
+    }
+    const ok = await loadModel(undefined, {
+      gpu,
+      contextLength: 256,
+      kv: { gpuBytes: suggested },
+    });
+    try {
+      const g = ok.generate(prompt, {
+        maxTokens: 4,
+        stopAtEos: false,
+        policy: swa,
+      });
+      for await (const _ of g) { /* drain */ }
+      assertEquals((await g.result).ids.length, 4);
+      // Logits of a sequence longer than the pool: refused the same way.
+      await assertRejects(
+        () => ok.logits(Array.from({ length: 250 }, (_, i) => 1 + i)),
+        RangeError,
+        "the prefill of a 250-token prompt",
+      );
+    } finally {
+      ok.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a tiered run starts clean (earlier runs' sequences are cleared), allocates nothing per step, and its store holds only budgeted and staging buffers",
+  ignore,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const m = await loadModel(undefined, {
+      gpu,
+      contextLength: 256,
+      maxBatch: 3,
+      kv: { gpuBytes: 200_000, int8: false },
+    });
+    try {
+      const kv = m.engine.kv;
+      const swa: PolicySpec = { name: "swa", sparsity: 0.8 };
+      await m.generateBatch(["Emma", "Mr. Darcy", "It is a truth"], {
+        maxTokens: 120,
+        stopAtEos: false,
+        policy: swa,
+      });
+      assertEquals(kv.stats().phases_entered, [1, 2]);
+      // Count buffer creations during a second, short run (after its prefill).
+      const create = gpu.device.createBuffer.bind(gpu.device);
+      let made = 0, steps = 0;
+      gpu.device.createBuffer = (d) => {
+        if (steps > 2) made++;
+        return create(d);
+      };
+      try {
+        const g = m.generate("Emma", {
+          maxTokens: 30,
+          stopAtEos: false,
+          policy: swa,
+          onStep: () => steps++,
+        });
+        for await (const _ of g) { /* drain */ }
+        const st = (await g.result).kvStats;
+        // 30 tokens of one sequence fit: the first run's sequences are gone.
+        assertEquals(st.phases_entered, [1]);
+        assertEquals(st.host_tokens_peak, 0);
+      } finally {
+        gpu.device.createBuffer = create;
+      }
+      assertEquals(made, 0, "a tiered step must allocate nothing");
+      assertEquals(kv.set.bytes, kv.budgetSet.bytes + kv.stagingSet.bytes);
+      assertLessOrEqual(kv.budgetSet.bytes, kv.budgetBytes);
+    } finally {
+      m.dispose();
+    }
+  },
+});
