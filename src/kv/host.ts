@@ -64,6 +64,8 @@ interface KvChunk {
 
 /** One chunk of x rows. */
 interface XChunk {
+  /** Which positions hold x. */
+  have: Uint8Array;
   /** (HOST_CHUNK, dim) f32 (exact mode). */
   f32: Float32Array | null;
   /** (HOST_CHUNK, dim) INT8 with per-position scale and zero. */
@@ -148,7 +150,7 @@ export class HostTier {
   /** Whether (layer, slot, pos) has x on the host. */
   hasX(l: number, slot: number, pos: number): boolean {
     const c = this.xs[l * this.dims.slots + slot][Math.floor(pos / HOST_CHUNK)];
-    return !!c;
+    return !!c && c.have[pos % HOST_CHUNK] === 1;
   }
 
   /**
@@ -220,8 +222,10 @@ export class HostTier {
 
   /** A chunk being written again (a rewritten position) goes back to f16. */
   private unquantize(c: KvChunk): void {
-    const rows = this.dequantized(c).slice();
-    this.used += rows.byteLength - blockBytes(c.k) - blockBytes(c.v);
+    const rows = this.alloc(
+      HOST_CHUNK * this.dims.kvDim * 4 - blockBytes(c.k) - blockBytes(c.v),
+      () => this.dequantized(c).slice(),
+    );
     c.raw = rows;
     c.k = c.v = null;
     this.cache = null;
@@ -258,13 +262,15 @@ export class HostTier {
     let c = list[ci];
     if (!c) {
       c = this.int8
-        ? this.alloc(HOST_CHUNK * (dim + 8), () => ({
+        ? this.alloc(HOST_CHUNK * (dim + 9), () => ({
+          have: new Uint8Array(HOST_CHUNK),
           f32: null,
           q: new Uint8Array(HOST_CHUNK * dim),
           scale: new Float32Array(HOST_CHUNK),
           zero: new Float32Array(HOST_CHUNK),
         }))
-        : this.alloc(HOST_CHUNK * dim * 4, () => ({
+        : this.alloc(HOST_CHUNK * (dim * 4 + 1), () => ({
+          have: new Uint8Array(HOST_CHUNK),
           f32: new Float32Array(HOST_CHUNK * dim),
           q: null,
           scale: null,
@@ -272,6 +278,7 @@ export class HostTier {
         }));
       list[ci] = c;
     }
+    c.have[i] = 1;
     if (c.f32) {
       c.f32.set(x, i * dim);
     } else {
@@ -303,6 +310,11 @@ export class HostTier {
       );
     }
     const i = pos % HOST_CHUNK;
+    if (!c.have[i]) {
+      throw new Error(
+        `KV store: no host x for layer ${l}, slot ${slot}, position ${pos}`,
+      );
+    }
     if (c.f32) {
       out.set(c.f32.subarray(i * dim, (i + 1) * dim), offset);
       return;
@@ -347,7 +359,8 @@ export class HostTier {
       for (const c of this.xs[i]) {
         if (c) {
           this.used -= (c.f32?.byteLength ?? 0) + (c.q?.byteLength ?? 0) +
-            (c.scale?.byteLength ?? 0) + (c.zero?.byteLength ?? 0);
+            (c.scale?.byteLength ?? 0) + (c.zero?.byteLength ?? 0) +
+            c.have.byteLength;
         }
       }
       this.kv[i] = [];

@@ -412,7 +412,6 @@ export class KvStore {
   private readonly forcedPlan: { beta: number; p2: number } | null;
   /** Chosen sets read back (tiered, ahead policies): per (layer, slot) bitmask words. */
   private selMasks: Uint32Array | null = null;
-  private maskN: Int32Array;
   /** Decode steps since the plan was made. */
   private decodeSteps = 0;
   private readonly history: KvStepStats[] = [];
@@ -443,7 +442,6 @@ export class KvStore {
     const partRows = rowsPerPart(gpu, dims);
     const full = poolBytes(dims, entries, partRows);
     this.lengths = new Array(dims.slots).fill(0);
-    this.maskN = new Int32Array(dims.nLayers * dims.slots);
     if (options.gpuBytes === undefined || options.gpuBytes >= full) {
       this.tiered = false;
       this.budgetBytes = options.gpuBytes ?? full;
@@ -537,33 +535,11 @@ export class KvStore {
     };
   }
 
-  /**
-   * Checks that `slot` can take `n` more tokens; throws a RangeError
-   * naming the context length otherwise.
-   */
-  reserve(slot: number, n: number): void {
-    if (!Number.isInteger(slot) || slot < 0 || slot >= this.slots) {
-      throw new RangeError(
-        `KV slot ${slot} does not exist (the store has ${this.slots})`,
-      );
-    }
-    if (this.lengths[slot] + n > this.ctx) {
-      throw new RangeError(
-        `The sequence would need ${
-          this.lengths[slot] + n
-        } positions but the context holds ${this.ctx}`,
-      );
-    }
-  }
-
   /** Forgets slot `slot`'s tokens (every tier). */
   clear(slot: number): void {
     this.lengths[slot] = 0;
     this.scheduler?.clear(slot);
     this.host?.clear(slot);
-    for (let l = 0; l < this.dims.nLayers; l++) {
-      this.maskN[l * this.slots + slot] = -1;
-    }
   }
 
   /** Rows one layer's working set can use at most (prefill chunking). */
