@@ -337,7 +337,7 @@ async function followStore(c: Case): Promise<Summary> {
         beforeDrop.set(pool.entry(x.l, x.slot, x.pos), row);
       }
       const got = prepare(tokens, sets, decode);
-      assertSameDecision(got.decision, want, d, where);
+      assertSameDecision(got.decision!, want, d, where);
       want.layers.forEach((w, l) =>
         w.recomputes.forEach((p) => rebuilt.add(pool.entry(l, p.slot, p.pos)))
       );

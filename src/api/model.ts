@@ -52,6 +52,11 @@ import {
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { PolicySpec } from "../sparse/spec.ts";
 import type { KvStats, KvStepStats } from "../kv/store.ts";
+import {
+  type ContinuousOptions,
+  type ContinuousResult,
+  runContinuous,
+} from "./continuous.ts";
 
 /** Options for {@linkcode loadModel}. */
 export interface LoadOptions extends OpenModelOptions, LlamaLoadOptions {
@@ -447,6 +452,23 @@ export class Model {
       this.engine.kv.onStep = null;
       this.busy = false;
     }
+  }
+
+  /**
+   * Greedy generation of many prompts with continuous batching
+   * (`src/api/continuous.ts`): sequences are admitted into free slots as
+   * earlier ones finish; with paged KV (`kv: { gpuBytes, paged: true }`)
+   * admission waits for free blocks and the newest sequence is preempted
+   * (and later recomputed) when a step runs out of them.
+   */
+  async generateContinuous(
+    prompts: (string | number[])[],
+    options: ContinuousOptions = {},
+  ): Promise<ContinuousResult> {
+    const ids = prompts.map((p) => this.promptIds(p));
+    return await this.exclusive((engine) =>
+      runContinuous(engine, ids, this.tokenizer.eos, options)
+    );
   }
 
   /**

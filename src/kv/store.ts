@@ -46,6 +46,7 @@ import {
   rowsPerPart,
   tableEntries,
 } from "./pool.ts";
+import { BLOCK_TOKENS, PagedAllocator } from "./paged.ts";
 import {
   MAX_SCHEDULED_ROWS,
   NO_RECOMPUTE,
@@ -78,6 +79,13 @@ export interface KvOptions {
    * "off"). p1 and alpha follow from the budget and cannot be set.
    */
   plan?: { beta: number; p2: number };
+  /**
+   * vLLM-style instead of tiers: the budget's rows are handed out in
+   * blocks of 16 positions and nothing leaves the GPU; a step that needs
+   * more blocks than are free throws `PoolFullError`, and the
+   * continuous-batching driver (`src/api/continuous.ts`) preempts.
+   */
+  paged?: boolean;
 }
 
 /** The model sizes the store needs beyond its layout. */
@@ -131,6 +139,8 @@ export interface KvStats {
   host_tokens_peak: number;
   host_bytes_peak: number;
   evictions: number;
+  /** Sequences preempted (paged KV under continuous batching; their prefix is recomputed). */
+  preemptions: number;
   plan: { alpha: number; beta: number; p1: number | null; p2: number | null };
   /** Whether the store is tiered (a budget below what every position needs). */
   tiered: boolean;
@@ -306,7 +316,14 @@ export function checkKvOptions(o: KvOptions | undefined): void {
   if (typeof o !== "object" || o === null) {
     throw new TypeError(`kv options must be an object, got ${o}`);
   }
-  const known = ["gpuBytes", "int8", "recompute", "hostBytes", "plan"];
+  const known = [
+    "gpuBytes",
+    "int8",
+    "recompute",
+    "hostBytes",
+    "plan",
+    "paged",
+  ];
   for (const k of Object.keys(o)) {
     if (!known.includes(k)) {
       throw new TypeError(
@@ -334,6 +351,18 @@ export function checkKvOptions(o: KvOptions | undefined): void {
     throw new RangeError(
       `kv.hostBytes must be a positive integer (bytes), got ${o.hostBytes}`,
     );
+  }
+  if (o.paged !== undefined && typeof o.paged !== "boolean") {
+    throw new TypeError(`kv.paged must be true or false, got ${o.paged}`);
+  }
+  if (o.paged) {
+    for (const k of ["int8", "recompute", "hostBytes", "plan"] as const) {
+      if (o[k] !== undefined) {
+        throw new TypeError(
+          `kv.${k} does not apply to paged KV (it stays on the GPU; no host tier or recompute)`,
+        );
+      }
+    }
   }
   if (o.int8 !== undefined && typeof o.int8 !== "boolean") {
     throw new TypeError(`kv.int8 must be true or false, got ${o.int8}`);
@@ -382,6 +411,10 @@ export class KvStore {
   readonly lengths: number[];
   /** A budget below what every position needs: host and recompute tiers in use. */
   readonly tiered: boolean;
+  /** vLLM-style paged KV under the budget (no host tier): blocks and preemption. */
+  readonly paged: boolean = false;
+  /** Paged mode: the block tables. */
+  readonly allocator: PagedAllocator | null = null;
   readonly budgetBytes: number;
   readonly int8: boolean;
   readonly recompute: RecomputeMode;
@@ -419,6 +452,8 @@ export class KvStore {
   private peak = { gpu: 0, hostTokens: 0, hostBytes: 0 };
   private phases = new Set<number>();
   private stepCount = 0;
+  /** Sequences preempted since the last planRun (the continuous-batching driver counts them). */
+  preemptions = 0;
   /** The step being run: what it moved. */
   private pending = { uploadedBytes: 0, recomputed: 0, evictions: 0 };
   /** Called after every step with its stats. */
@@ -447,6 +482,34 @@ export class KvStore {
       this.budgetBytes = options.gpuBytes ?? full;
       this.stepTokens = dims.maxStepTokens;
       this.pool = new KvPool(gpu, this.budgetSet, dims, entries);
+      return;
+    }
+    if (options.paged) {
+      this.tiered = false;
+      this.paged = true;
+      this.budgetBytes = options.gpuBytes;
+      this.stepTokens = dims.maxStepTokens;
+      const blockRows = BLOCK_TOKENS * dims.nLayers;
+      let blocks = Math.floor(
+        (this.budgetBytes - poolOverheadBytes(dims)) / rowBytes(dims) /
+          blockRows,
+      );
+      while (
+        blocks > 0 &&
+        poolBytes(dims, blocks * blockRows, partRows) > this.budgetBytes
+      ) blocks--;
+      if (blocks < dims.slots) {
+        throw new RangeError(
+          `GPU KV budget of ${this.budgetBytes} bytes holds ${blocks} blocks of ${BLOCK_TOKENS} positions (${
+            rowBytes(dims) * blockRows
+          } bytes each, with the row table's ${
+            poolOverheadBytes(dims)
+          }); paged KV needs at least one block per sequence (${dims.slots})`,
+        );
+      }
+      this.pool = new KvPool(gpu, this.budgetSet, dims, blocks * blockRows);
+      this.allocator = new PagedAllocator(this.pool);
+      this.gpuTable = new Int32Array(entries).fill(-1);
       return;
     }
     this.tiered = true;
@@ -540,11 +603,22 @@ export class KvStore {
     this.lengths[slot] = 0;
     this.scheduler?.clear(slot);
     this.host?.clear(slot);
+    if (this.allocator) {
+      this.releasedPaged.push(...this.allocator.release(slot));
+    }
+  }
+
+  /** Paged mode: entries that lost their rows since the last step (NO_ROW before the next). */
+  private releasedPaged: number[] = [];
+
+  /** Tiered or paged: rows are placed step by step (the engine's segmented step path). */
+  get dynamic(): boolean {
+    return this.tiered || this.paged;
   }
 
   /** Rows one layer's working set can use at most (prefill chunking). */
   get maxWorkingRows(): number {
-    return this.tiered ? this.pool.rows : Infinity;
+    return this.dynamic ? this.pool.rows : Infinity;
   }
 
   /**
@@ -571,17 +645,34 @@ export class KvStore {
     policy: Required<PolicySpec>,
     promptLens: number[],
     genLen: number,
+    /** Paged: the caller admits and preempts (continuous batching); no fit check. */
+    admission = false,
   ): void {
     this.decodeSteps = 0;
     this.stepCount = 0;
     this.history.length = 0;
     this.totals = { uploaded: 0, recomputed: 0, evictions: 0 };
+    this.preemptions = 0;
     this.peak = { gpu: 0, hostTokens: 0, hostBytes: 0 };
     this.phases = new Set();
     // A run has the engine to itself: earlier runs' sequences go.
     for (let s = 0; s < this.slots; s++) this.clear(s);
     this.plan = NO_RECOMPUTE;
     this.planCost = null;
+    if (this.paged && !admission) {
+      // Without a driver to preempt, the whole run must fit its blocks.
+      const blocks = promptLens.reduce(
+        (a, p) => a + PagedAllocator.blocksFor(Math.min(this.ctx, p + genLen)),
+        0,
+      );
+      if (blocks > this.allocator!.blocks) {
+        throw new RangeError(
+          `the paged KV pool holds ${
+            this.allocator!.blocks
+          } blocks of ${BLOCK_TOKENS} positions; this run needs ${blocks}: use generateContinuous (it preempts and recomputes), a larger budget, or fewer or shorter sequences`,
+        );
+      }
+    }
     if (!this.tiered) return;
     this.scheduler!.plan = NO_RECOMPUTE;
     const finals = promptLens.map((p) => Math.min(this.ctx, p + genLen));
@@ -663,7 +754,8 @@ export class KvStore {
     tokens: ScheduledToken[],
     sets: (l: number, slot: number) => ArrayLike<number> | null,
     decode: boolean,
-  ): { segments: Segment[]; decision: StepDecision } {
+  ): { segments: Segment[]; decision: StepDecision | null } {
+    if (this.paged) return this.preparePaged(tokens);
     const sch = this.scheduler!, host = this.host!, pool = this.pool;
     for (const t of tokens) {
       if (t.pos === 0 && this.lengths[t.slot] > 0) this.clear(t.slot);
@@ -774,6 +866,36 @@ export class KvStore {
     return { segments, decision };
   }
 
+  /**
+   * A paged step: the new positions get rows in their sequences' blocks
+   * (PoolFullError, nothing taken, when the blocks are not free); every
+   * layer runs in one segment after the table entries are written.
+   */
+  private preparePaged(
+    tokens: ScheduledToken[],
+  ): { segments: Segment[]; decision: null } {
+    const pool = this.pool;
+    for (const t of tokens) {
+      if (t.pos === 0 && this.lengths[t.slot] > 0) this.clear(t.slot);
+    }
+    const pairs = this.allocator!.place(tokens);
+    const released = this.releasedPaged;
+    this.releasedPaged = [];
+    this.pending = { uploadedBytes: 0, recomputed: 0, evictions: 0 };
+    return {
+      segments: [{
+        layers: [...Array(this.dims.nLayers).keys()],
+        rcLayer: -1,
+        rcCount: 0,
+        apply: () => {
+          pool.clearEntries(released, this.gpuTable!);
+          for (const p of pairs) pool.writeEntries(p, this.gpuTable!);
+        },
+      }],
+      decision: null,
+    };
+  }
+
   private writeRecompute(pairs: number[]): void {
     const rc = this.rc!, host = this.host!;
     const { ctx, slots, dim } = this.dims;
@@ -829,7 +951,26 @@ export class KvStore {
     const fixed = this.budgetSet.bytes -
       this.pool.parts.reduce((a, b) => a + b.size, 0);
     let s: KvStepStats;
-    if (this.tiered) {
+    if (this.paged) {
+      const blocks = this.allocator!.blocks - this.allocator!.freeBlocks;
+      const rows = blocks * this.allocator!.blockRows;
+      const tokens = this.lengths.reduce((a, b) => a + b, 0) *
+        this.dims.nLayers;
+      s = {
+        step: this.stepCount + 1,
+        phase: 1,
+        gpuTokens: tokens,
+        hostTokens: 0,
+        recomputeTokens: 0,
+        uploadedBytes: 0,
+        recomputedTokens: 0,
+        evictions: 0,
+        rowsUsed: rows,
+        rows: this.pool.rows,
+        gpuKvBytes: fixed + rows * rowBytes(this.dims),
+        hostBytes: 0,
+      };
+    } else if (this.tiered) {
       const c = this.scheduler!.counts;
       const phase = c.recompute > 0 ? 3 : c.host > 0 ? 2 : 1;
       s = {
@@ -897,6 +1038,7 @@ export class KvStore {
       host_tokens_peak: this.peak.hostTokens,
       host_bytes_peak: this.peak.hostBytes,
       evictions: this.totals.evictions,
+      preemptions: this.preemptions,
       plan: {
         alpha: this.plan.alpha,
         beta: this.plan.beta,

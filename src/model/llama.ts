@@ -138,7 +138,7 @@ export class LlamaModel {
       outRows: set.buffer("out_rows", maxStepTokens * 4),
     };
     this.pol = this.makePolicy(DENSE);
-    this.tiered = kv.tiered
+    this.tiered = kv.dynamic
       ? new TieredSteps({
         gpu,
         config,
@@ -302,8 +302,8 @@ export class LlamaModel {
         maxStepTokens,
         maxOut,
       );
-      if (model.tiered) {
-        kv.profile = await model.tiered.profile();
+      if (kv.tiered) {
+        kv.profile = await model.tiered!.profile();
         const { row, x } = kv.transferSizes;
         const perRowMs = row / (kv.profile.uploadGBs * 1e6);
         const perRcMs = kv.profile.recomputeMsPerToken +

@@ -140,9 +140,11 @@ export class TieredSteps {
     const outRows = Math.min(this.h.maxOut, T);
     const idsBytes = pad(outRows * 4);
     const logitsBytes = pad(outRows * c.vocabSize * 4);
-    const masksBytes = pad(kv.masks!.size);
-    const kvBytes = pad(L * T * kv.dims.kvDim * 4);
-    const xBytes = kv.recompute === "off" ? 0 : pad(L * T * c.dim * 4);
+    const masksBytes = kv.masks ? pad(kv.masks.size) : 0;
+    const kvBytes = kv.tiered ? pad(L * T * kv.dims.kvDim * 4) : 0;
+    const xBytes = !kv.tiered || kv.recompute === "off"
+      ? 0
+      : pad(L * T * c.dim * 4);
     const logits = idsBytes, masks = logits + logitsBytes;
     const kvOff = masks + masksBytes, x = kvOff + kvBytes;
     const buffer = kv.stagingSet.raw(
@@ -190,7 +192,8 @@ export class TieredSteps {
     this.h.gpu.check();
     this.h.checkStep(tokens, outRows);
     const kv = this.h.kv, c = this.h.config, T = tokens.length;
-    const ahead = this.h.policy().timing === "ahead";
+    // Paged KV stays on the GPU: no sets to fetch, no rows to read back.
+    const ahead = this.h.policy().timing === "ahead" && kv.tiered;
     if (!decode) {
       const longest = Math.max(...tokens.map((t) => t.kvLen ?? t.pos + 1));
       if (this.h.policy().reserve(longest)) this.h.dropPlans();
@@ -231,13 +234,15 @@ export class TieredSteps {
           encodePlan(enc, this.h.rcPlan(l), seg.rcCount, 0);
         }
         encodePlan(enc, p.layers[l], T, nOut);
-        enc.copyBufferToBuffer(
-          kv.capture!,
-          0,
-          st.buffer,
-          st.kv + l * T * kvDim * 4,
-          T * kvDim * 4,
-        );
+        if (kv.tiered) {
+          enc.copyBufferToBuffer(
+            kv.capture!,
+            0,
+            st.buffer,
+            st.kv + l * T * kvDim * 4,
+            T * kvDim * 4,
+          );
+        }
       }
       if (si === segments.length - 1) {
         const tail = [...p.out];
@@ -276,7 +281,9 @@ export class TieredSteps {
       this.h.gpu.device.queue.submit([enc.finish()]);
     });
     if (decode && ahead) this.h.policy().chosen(tokens, true);
-    const end = kv.keepX
+    const end = !kv.tiered
+      ? st.logits + (want.logits ? nOut * c.vocabSize * 4 : 0)
+      : kv.keepX
       ? st.x + c.nLayers * T * c.dim * 4
       : st.kv + c.nLayers * T * kvDim * 4;
     await this.h.gpu.mapOrLost(st.buffer);
@@ -291,9 +298,11 @@ export class TieredSteps {
       if (ahead) {
         kv.absorbMasks(new Uint32Array(all, st.masks, st.masksBytes / 4));
       }
-      const rows = new Uint32Array(
-        all.slice(st.kv, st.kv + c.nLayers * T * kvDim * 4),
-      );
+      const rows = kv.tiered
+        ? new Uint32Array(
+          all.slice(st.kv, st.kv + c.nLayers * T * kvDim * 4),
+        )
+        : null;
       const xs = kv.keepX
         ? new Float32Array(all.slice(st.x, st.x + c.nLayers * T * c.dim * 4))
         : null;
