@@ -8,6 +8,7 @@
  *     deno task bench:throughput [--quick] [--batches 1,4,8,16,32,64]
  *       [--prompt 128] [--output 512] [--budget BYTES] [--systems LIST]
  *       [--sparsity 0.8] [--flexgen-int8] [--breakdown BATCH]
+ *       [--preset austen|mha-small|gqa-small|mha-1024]
  *       [--json FILE] [--svg FILE] [--md FILE]
  *
  * `--quick`: batch 4, 64 tokens. Prints a Markdown table (tokens/s per
@@ -21,6 +22,7 @@ import { parseArgs } from "node:util";
 import { openGpu } from "../src/gpu/device.ts";
 import { loadModel } from "../src/api/model.ts";
 import { hasShared, sharedPath } from "../tests/_shared.ts";
+import { presetModel, PRESETS } from "./presets.ts";
 import {
   runSystem,
   type SystemName,
@@ -38,6 +40,7 @@ const args = parseArgs({
     budget: { type: "string" },
     systems: { type: "string" },
     sparsity: { type: "string", default: "0.8" },
+    preset: { type: "string", default: "austen" },
     "flexgen-int8": { type: "boolean" },
     breakdown: { type: "string" },
     json: { type: "string" },
@@ -67,8 +70,11 @@ const gpu = await openGpu().catch((e) => {
 });
 if (!gpu) Deno.exit(0);
 
+// The model: the embedded one, or a synthetic preset (bench/presets.ts).
+const preset = v.preset!;
+const modelPath = await presetModel(preset);
 // Seeded prompts: slices of the shared novel (or a built-in text).
-const probe = await loadModel(undefined, { gpu, contextLength: P + O });
+const probe = await loadModel(modelPath, { gpu, contextLength: P + O });
 const c = probe.config;
 const text = hasShared("data/northanger-abbey.txt")
   ? Deno.readTextFileSync(sharedPath("data/northanger-abbey.txt"))
@@ -111,6 +117,7 @@ for (const B of batches) {
       budget,
       batch: B,
       sparsity,
+      model: modelPath,
       flexgenInt8: v["flexgen-int8"],
       steps: B === breakdownBatch,
       onProgress: progress(label),
@@ -142,7 +149,9 @@ const fmtB = (n: number) =>
     ? `${(n / 2 ** 20).toFixed(1)} MiB`
     : `${(n / 1024).toFixed(1)} KiB`;
 const lines: string[] = [
-  `Throughput, ${c.nLayers} layers, dim ${c.dim}, ${c.nHeads}/${c.nKvHeads} heads (the embedded Austen model, q8_0), prompts ${P}, output ${O}, GPU KV budget ${budget} B (${
+  `Throughput, preset ${preset} (${c.nLayers} layers, dim ${c.dim}, ${c.nHeads}/${c.nKvHeads} heads, q8_0${
+    preset in PRESETS ? ", random weights" : ""
+  }; KV ${perToken} bytes per token), prompts ${P}, output ${O}, GPU KV budget ${budget} B (${
     fmtB(budget)
   }: a quarter of batch 64's dense KV at full length), SWA sparsity ${sparsity}; ${
     gpu.adapterInfo.description || "WebGPU"
@@ -222,7 +231,7 @@ if (v.json) {
           seconds: r.seconds,
         })),
         budget_bytes: budget,
-        preset: "austen",
+        preset,
         prompt: P,
         output: O,
         sparsity,
