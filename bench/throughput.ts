@@ -107,6 +107,7 @@ const progress = Deno.stderr.isTerminal()
   }
   : () => undefined;
 
+const adapterName = gpu.adapterInfo.description;
 const rows: SystemRun[] = [];
 const t0 = performance.now();
 for (const B of batches) {
@@ -138,111 +139,119 @@ for (const B of batches) {
     );
     rows.push(r);
   }
+  // Write what is done so far, so a run cut short (a GPU machine's time
+  // limit) still leaves the finished batches' table, JSON and plot.
+  report(batches.slice(0, batches.indexOf(B) + 1), false);
 }
+report(batches, true);
 
 // Batch 1 of each system equals its own run alone (greedy): checked in
 // tests/throughput_test.ts; here the outputs of all systems are compared
 // with dense-unlimited only for the record.
 
-const fmtB = (n: number) =>
-  n >= 2 ** 20
-    ? `${(n / 2 ** 20).toFixed(1)} MiB`
-    : `${(n / 1024).toFixed(1)} KiB`;
-const lines: string[] = [
-  `Throughput, preset ${preset} (${c.nLayers} layers, dim ${c.dim}, ${c.nHeads}/${c.nKvHeads} heads, q8_0${
-    preset in PRESETS ? ", random weights" : ""
-  }; KV ${perToken} bytes per token), prompts ${P}, output ${O}, GPU KV budget ${budget} B (${
-    fmtB(budget)
-  }: a quarter of batch 64's dense KV at full length), SWA sparsity ${sparsity}; ${
-    gpu.adapterInfo.description || "WebGPU"
-  }`,
-  "",
-  `| batch | ${systems.join(" | ")} |${
-    systems.includes("alisa") ? " ALISA / FlexGen | ALISA / vLLM |" : ""
-  }`,
-  `| ---: | ${systems.map(() => "---:").join(" | ")} |${
-    systems.includes("alisa") ? " ---: | ---: |" : ""
-  }`,
-];
-for (const B of batches) {
-  const at = (s: string) => rows.find((r) => r.system === s && r.batch === B);
-  const cells = systems.map((s) => at(s)!.tokens_per_s.toFixed(1));
-  let ratio = "";
-  if (systems.includes("alisa")) {
-    const a = at("alisa")!.tokens_per_s;
-    const f = at("flexgen")?.tokens_per_s, vl = at("vllm")?.tokens_per_s;
-    ratio = ` ${f ? (a / f).toFixed(2) : "-"} | ${
-      vl ? (a / vl).toFixed(2) : "-"
-    } |`;
+/** Writes the table (printed at the end), JSON and SVG for `done`. */
+function report(done: number[], final: boolean): void {
+  const fmtB = (n: number) =>
+    n >= 2 ** 20
+      ? `${(n / 2 ** 20).toFixed(1)} MiB`
+      : `${(n / 1024).toFixed(1)} KiB`;
+  const lines: string[] = [
+    `Throughput, preset ${preset} (${c.nLayers} layers, dim ${c.dim}, ${c.nHeads}/${c.nKvHeads} heads, q8_0${
+      preset in PRESETS ? ", random weights" : ""
+    }; KV ${perToken} bytes per token), prompts ${P}, output ${O}, GPU KV budget ${budget} B (${
+      fmtB(budget)
+    }: a quarter of batch 64's dense KV at full length), SWA sparsity ${sparsity}; ${
+      adapterName || "WebGPU"
+    }`,
+    "",
+    `| batch | ${systems.join(" | ")} |${
+      systems.includes("alisa") ? " ALISA / FlexGen | ALISA / vLLM |" : ""
+    }`,
+    `| ---: | ${systems.map(() => "---:").join(" | ")} |${
+      systems.includes("alisa") ? " ---: | ---: |" : ""
+    }`,
+  ];
+  for (const B of done) {
+    const at = (s: string) => rows.find((r) => r.system === s && r.batch === B);
+    const cells = systems.map((s) => at(s)!.tokens_per_s.toFixed(1));
+    let ratio = "";
+    if (systems.includes("alisa")) {
+      const a = at("alisa")!.tokens_per_s;
+      const f = at("flexgen")?.tokens_per_s, vl = at("vllm")?.tokens_per_s;
+      ratio = ` ${f ? (a / f).toFixed(2) : "-"} | ${
+        vl ? (a / vl).toFixed(2) : "-"
+      } |`;
+    }
+    lines.push(`| ${B} | ${cells.join(" | ")} |${ratio}`);
   }
-  lines.push(`| ${B} | ${cells.join(" | ")} |${ratio}`);
-}
-lines.push(
-  "",
-  "tokens/s (generated tokens over the whole run, prefills included)",
-  "",
-  "| system | batch | GPU KV peak | uploaded | recomputed tokens | preemptions |",
-  "| --- | ---: | ---: | ---: | ---: | ---: |",
-  ...rows.map((r) =>
-    `| ${r.system} | ${r.batch} | ${fmtB(r.gpu_kv_peak_bytes)} | ${
-      fmtB(r.uploaded_bytes)
-    } | ${r.recomputed_tokens.toFixed(0)} | ${r.preemptions} |`
-  ),
-);
-
-// Per-step breakdown at one batch: wall time per step, and the modelled
-// transfer and recompute time from the store's profile (upload GB/s,
-// GPU ms per rebuilt token-layer).
-const bd = rows.filter((r) => r.batch === breakdownBatch && r.steps);
-if (bd.length) {
   lines.push(
     "",
-    `Per step at batch ${breakdownBatch} (mean over every step of the run, prefill steps included)`,
+    "tokens/s (generated tokens over the whole run, prefills included)",
     "",
-    "| system | ms per step | uploaded per step | rebuilt token-layers per step |",
-    "| --- | ---: | ---: | ---: |",
+    "| system | batch | GPU KV peak | uploaded | recomputed tokens | preemptions |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) =>
+      `| ${r.system} | ${r.batch} | ${fmtB(r.gpu_kv_peak_bytes)} | ${
+        fmtB(r.uploaded_bytes)
+      } | ${r.recomputed_tokens.toFixed(0)} | ${r.preemptions} |`
+    ),
   );
-  for (const r of bd) {
-    const st = r.steps!;
-    const ms = st.reduce((a, s) => a + s.ms, 0) / st.length;
-    const up = st.reduce((a, s) => a + s.stats.uploadedBytes, 0) / st.length;
-    const rc = st.reduce((a, s) => a + s.stats.recomputedTokens, 0) / st.length;
+
+  // Per-step breakdown at one batch: wall time per step, and the modelled
+  // transfer and recompute time from the store's profile (upload GB/s,
+  // GPU ms per rebuilt token-layer).
+  const bd = rows.filter((r) => r.batch === breakdownBatch && r.steps);
+  if (bd.length) {
     lines.push(
-      `| ${r.system} | ${ms.toFixed(1)} | ${fmtB(up)} | ${rc.toFixed(1)} |`,
+      "",
+      `Per step at batch ${breakdownBatch} (mean over every step of the run, prefill steps included)`,
+      "",
+      "| system | ms per step | uploaded per step | rebuilt token-layers per step |",
+      "| --- | ---: | ---: | ---: |",
+    );
+    for (const r of bd) {
+      const st = r.steps!;
+      const ms = st.reduce((a, s) => a + s.ms, 0) / st.length;
+      const up = st.reduce((a, s) => a + s.stats.uploadedBytes, 0) / st.length;
+      const rc = st.reduce((a, s) => a + s.stats.recomputedTokens, 0) /
+        st.length;
+      lines.push(
+        `| ${r.system} | ${ms.toFixed(1)} | ${fmtB(up)} | ${rc.toFixed(1)} |`,
+      );
+    }
+  }
+  const md = lines.join("\n");
+  if (final) console.log(md);
+  if (v.md) Deno.writeTextFileSync(v.md, md + "\n");
+  if (v.json) {
+    Deno.writeTextFileSync(
+      v.json,
+      JSON.stringify(
+        {
+          rows: rows.map((r) => ({
+            system: r.system,
+            batch: r.batch,
+            tokens_per_s: r.tokens_per_s,
+            gpu_kv_peak_bytes: r.gpu_kv_peak_bytes,
+            uploaded_bytes: r.uploaded_bytes,
+            recomputed_tokens: r.recomputed_tokens,
+            preemptions: r.preemptions,
+            seconds: r.seconds,
+          })),
+          budget_bytes: budget,
+          preset,
+          prompt: P,
+          output: O,
+          sparsity,
+          adapter: adapterName,
+        },
+        null,
+        2,
+      ) + "\n",
     );
   }
+  if (v.svg) Deno.writeTextFileSync(v.svg, plot(rows, systems, done));
 }
-const md = lines.join("\n");
-console.log(md);
-if (v.md) Deno.writeTextFileSync(v.md, md + "\n");
-if (v.json) {
-  Deno.writeTextFileSync(
-    v.json,
-    JSON.stringify(
-      {
-        rows: rows.map((r) => ({
-          system: r.system,
-          batch: r.batch,
-          tokens_per_s: r.tokens_per_s,
-          gpu_kv_peak_bytes: r.gpu_kv_peak_bytes,
-          uploaded_bytes: r.uploaded_bytes,
-          recomputed_tokens: r.recomputed_tokens,
-          preemptions: r.preemptions,
-          seconds: r.seconds,
-        })),
-        budget_bytes: budget,
-        preset,
-        prompt: P,
-        output: O,
-        sparsity,
-        adapter: gpu.adapterInfo.description,
-      },
-      null,
-      2,
-    ) + "\n",
-  );
-}
-if (v.svg) Deno.writeTextFileSync(v.svg, plot(rows, systems, batches));
 
 /** Tokens/s against batch (log2 axis), one line per system. */
 function plot(
