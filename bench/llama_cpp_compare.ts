@@ -1,18 +1,28 @@
 /**
- * alisa against llama.cpp (node-llama-cpp 3.21.1, CPU build from npm) on the
- * same GGUF in the same run: greedy decode tokens/s of each and the ratio,
- * plus whether the greedy tokens agree.
+ * alisa against llama.cpp (node-llama-cpp 3.21.1, prebuilt from npm) on the
+ * same GGUF in the same run, one sequence: greedy prefill and decode
+ * tokens/s of each, the ratio, and whether the greedy tokens agree.
+ * llama.cpp runs twice: its CPU build (`--threads`, default the machine's
+ * cores) and its Vulkan build, which runs on the same adapter as our
+ * WebGPU (here Mesa's llvmpipe; `GGML_VK_VISIBLE_DEVICES=0` is set for it,
+ * since llama.cpp skips CPU-type Vulkan devices otherwise).
  *
- *     deno run -A --node-modules-dir=auto bench/llama_cpp_compare.ts [MODEL.gguf] [--tokens N] [--threads T]
+ *     deno run -A bench/llama_cpp_compare.ts [MODEL.gguf] [--tokens N]
+ *       [--threads T] [--prompt TEXT] [--backends cpu,vulkan]
  *
- * MODEL defaults to the embedded Austen q8_0 model. llama.cpp runs with
- * `--threads` CPU threads (default: the machine's cores).
+ * MODEL defaults to the embedded Austen q8_0 model. Each side warms up
+ * first (pipelines compiled). Batched decoding (several sequences in one
+ * llama.cpp context) is in the throughput suite: `deno task
+ * bench:throughput --llama-cpp vulkan,cpu`.
  */
 import { parseArgs } from "node:util";
-// deno-lint-ignore no-import-prefix
-import { getLlama, type Token } from "npm:node-llama-cpp@3.21.1";
 import { loadModel } from "../src/api/model.ts";
 import { defaultModelPath } from "../src/api/default_model.ts";
+import {
+  type LlamaCppBackend,
+  type LlamaCppRun,
+  runLlamaCpp,
+} from "./llama_cpp_system.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -20,13 +30,15 @@ const { values, positionals } = parseArgs({
     tokens: { type: "string" },
     threads: { type: "string" },
     prompt: { type: "string" },
+    backends: { type: "string", default: "cpu,vulkan" },
   },
   allowPositionals: true,
 });
 const path = positionals[0] ?? defaultModelPath();
-const n = Number(values.tokens ?? 64);
+const n = Number(values.tokens ?? 128);
 const threads = Number(values.threads ?? navigator.hardwareConcurrency);
 const promptText = values.prompt ?? "It is a truth universally acknowledged";
+const backends = values.backends!.split(",") as LlamaCppBackend[];
 
 // alisa (WebGPU).
 const model = await loadModel(path, { contextLength: 512 });
@@ -39,46 +51,46 @@ const ours = await gen.result;
 const device = model.engine.gpu.adapterInfo.description || "WebGPU";
 model.dispose();
 
-// llama.cpp (CPU).
-const llama = await getLlama({ gpu: false });
-const lm = await llama.loadModel({ modelPath: path });
-const ctx = await lm.createContext({ contextSize: 512, threads });
-const seq = ctx.getSequence();
-const theirs: number[] = [];
-const t0 = performance.now();
-let tFirst = 0;
-for await (
-  const t of seq.evaluate(promptIds as unknown as Token[], { temperature: 0 })
-) {
-  if (theirs.length === 0) tFirst = performance.now();
-  theirs.push(t);
-  if (theirs.length >= n) break;
-}
-const t1 = performance.now();
-const lcDecode = (theirs.length - 1) / ((t1 - tFirst) / 1000);
-const lcPrefill = promptIds.length / ((tFirst - t0) / 1000);
-await ctx.dispose();
-await lm.dispose();
-
-const agree = ours.ids.findIndex((id, i) => id !== theirs[i]);
 console.log(
   `model ${path}, prompt ${promptIds.length} tokens, ${n} generated greedy`,
 );
+console.log("");
 console.log(
-  `alisa (${device}): prefill ${ours.prefillTokS.toFixed(1)} tok/s, decode ${
+  "| engine | device | prefill tok/s | decode tok/s | alisa decode / this | greedy tokens vs alisa |",
+);
+console.log("| --- | --- | ---: | ---: | ---: | --- |");
+console.log(
+  `| alisa | ${device} (WebGPU) | ${ours.prefillTokS.toFixed(1)} | ${
     ours.decodeTokS.toFixed(1)
-  } tok/s`,
+  } | 1.00 | - |`,
 );
-console.log(
-  `llama.cpp (CPU, ${threads} threads): prefill ${
-    lcPrefill.toFixed(1)
-  } tok/s, decode ${lcDecode.toFixed(1)} tok/s`,
-);
-console.log(
-  `decode ratio alisa / llama.cpp: ${(ours.decodeTokS / lcDecode).toFixed(2)}`,
-);
-console.log(
-  agree === -1
-    ? `greedy tokens: identical (${n})`
-    : `greedy tokens: first difference at token ${agree}`,
-);
+for (const b of backends) {
+  let r: LlamaCppRun;
+  try {
+    r = await runLlamaCpp(b, {
+      model: path,
+      prompts: [promptIds],
+      output: n,
+      threads,
+      timeoutS: 600,
+    });
+  } catch (e) {
+    console.log(
+      `| llama.cpp ${b} | failed: ${
+        (e as Error).message.split("\n")[0]
+      } | | | | |`,
+    );
+    continue;
+  }
+  const theirs = r.ids[0];
+  const decode = (theirs.length - 1) / (r.seconds - r.first_token_s);
+  const prefill = promptIds.length / r.first_token_s;
+  const agree = ours.ids.findIndex((id, i) => id !== theirs[i]);
+  console.log(
+    `| llama.cpp ${b} | ${r.device}${b === "vulkan" ? " (Vulkan)" : ""} | ${
+      prefill.toFixed(1)
+    } | ${decode.toFixed(1)} | ${(ours.decodeTokS / decode).toFixed(2)} | ${
+      agree === -1 ? `identical (${n})` : `first difference at token ${agree}`
+    } |`,
+  );
+}

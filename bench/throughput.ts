@@ -9,12 +9,19 @@
  *       [--prompt 128] [--output 512] [--budget BYTES] [--systems LIST]
  *       [--sparsity 0.8] [--flexgen-int8] [--breakdown BATCH]
  *       [--preset austen|mha-small|gqa-small|mha-1024]
+ *       [--llama-cpp vulkan,cpu] [--llama-cpp-timeout SECONDS]
  *       [--json FILE] [--svg FILE] [--md FILE]
  *
  * `--quick`: batch 4, 64 tokens. Prints a Markdown table (tokens/s per
  * system and batch, ALISA's ratio to each baseline, GPU KV bytes peak,
  * bytes moved host -> GPU, tokens recomputed) and a per-step breakdown for
- * one batch; writes JSON and an SVG plot when asked. Prompts are seeded
+ * one batch; writes JSON and an SVG plot when asked. `--llama-cpp` adds
+ * llama.cpp (node-llama-cpp 3.21.1; its Vulkan build runs on the same
+ * adapter) as outside-engine columns, run on the same GGUF and prompts by
+ * `bench/llama_cpp_system.ts`, one process per batch; those rows hold no
+ * GPU KV budget (llama.cpp allocates each sequence's whole context).
+ * Every row also says for how many sequences its greedy tokens equal
+ * dense-unlimited's (when that system ran). Prompts are seeded
  * slices of `northanger-abbey.txt` (`$ALISA_SHARED`), or of a built-in
  * text where it is absent.
  */
@@ -29,6 +36,7 @@ import {
   type SystemRun,
   SYSTEMS,
 } from "./throughput_systems.ts";
+import { type LlamaCppBackend, runLlamaCpp } from "./llama_cpp_system.ts";
 
 const args = parseArgs({
   args: Deno.args,
@@ -41,6 +49,8 @@ const args = parseArgs({
     systems: { type: "string" },
     sparsity: { type: "string", default: "0.8" },
     preset: { type: "string", default: "austen" },
+    "llama-cpp": { type: "string" },
+    "llama-cpp-timeout": { type: "string", default: "1800" },
     "flexgen-int8": { type: "boolean" },
     breakdown: { type: "string" },
     json: { type: "string" },
@@ -61,6 +71,17 @@ for (const s of systems) {
     throw new TypeError(`unknown system ${s} (known: ${SYSTEMS.join(", ")})`);
   }
 }
+const llamaCpp = (v["llama-cpp"]?.split(",") ?? []) as LlamaCppBackend[];
+for (const b of llamaCpp) {
+  if (b !== "cpu" && b !== "vulkan") {
+    throw new TypeError(`--llama-cpp takes cpu and/or vulkan, not ${b}`);
+  }
+}
+/** Table columns: our systems, then llama.cpp's backends. */
+const columns: string[] = [
+  ...systems,
+  ...llamaCpp.map((b) => `llama.cpp-${b}`),
+];
 const sparsity = Number(v.sparsity);
 const breakdownBatch = Number(v.breakdown ?? batches[batches.length - 1]);
 
@@ -108,7 +129,9 @@ const progress = Deno.stderr.isTerminal()
   : () => undefined;
 
 const adapterName = gpu.adapterInfo.description;
-const rows: SystemRun[] = [];
+/** A row: one of our systems, or llama.cpp (`system` "llama.cpp-BACKEND"). */
+type Row = Omit<SystemRun, "system"> & { system: string; device?: string };
+const rows: Row[] = [];
 const t0 = performance.now();
 for (const B of batches) {
   for (const s of systems) {
@@ -139,6 +162,49 @@ for (const B of batches) {
     );
     rows.push(r);
   }
+  for (const b of llamaCpp) {
+    const label = `llama.cpp-${b} batch ${B}`;
+    console.error(`${label}: running (its own process)`);
+    try {
+      const r = await runLlamaCpp(b, {
+        model: modelPath,
+        prompts: prompts.slice(0, B),
+        output: O,
+        timeoutS: Number(v["llama-cpp-timeout"]),
+      });
+      console.error(
+        `${label}: ${r.tokens_per_s.toFixed(1)} tok/s, ${
+          r.seconds.toFixed(1)
+        } s on ${r.device}`,
+      );
+      rows.push({
+        system: `llama.cpp-${b}`,
+        batch: B,
+        tokens_per_s: r.tokens_per_s,
+        gpu_kv_peak_bytes: b === "vulkan" ? B * (P + O) * perToken : 0,
+        uploaded_bytes: 0,
+        recomputed_tokens: 0,
+        preemptions: 0,
+        seconds: r.seconds,
+        ids: r.ids,
+        device: r.device,
+      });
+    } catch (e) {
+      console.error(`${label}: ${(e as Error).message}`);
+      rows.push({
+        system: `llama.cpp-${b}`,
+        batch: B,
+        tokens_per_s: NaN,
+        gpu_kv_peak_bytes: 0,
+        uploaded_bytes: 0,
+        recomputed_tokens: 0,
+        preemptions: 0,
+        seconds: NaN,
+        ids: [],
+        device: `failed: ${(e as Error).message.split("\n")[0]}`,
+      });
+    }
+  }
   // Write what is done so far, so a run cut short (a GPU machine's time
   // limit) still leaves the finished batches' table, JSON and plot.
   report(batches.slice(0, batches.indexOf(B) + 1), false);
@@ -148,6 +214,19 @@ report(batches, true);
 // Batch 1 of each system equals its own run alone (greedy): checked in
 // tests/throughput_test.ts; here the outputs of all systems are compared
 // with dense-unlimited only for the record.
+
+/** Sequences of `r` whose greedy tokens equal dense-unlimited's, "k/B". */
+function sameAsDense(r: Row): string {
+  const d = rows.find((x) =>
+    x.system === "dense-unlimited" && x.batch === r.batch
+  );
+  if (!d || r.ids.length === 0) return "-";
+  const k =
+    r.ids.filter((ids, i) =>
+      ids.length === d.ids[i]?.length && ids.every((t, j) => t === d.ids[i][j])
+    ).length;
+  return `${k}/${r.batch}`;
+}
 
 /** Writes the table (printed at the end), JSON and SVG for `done`. */
 function report(done: number[], final: boolean): void {
@@ -164,16 +243,19 @@ function report(done: number[], final: boolean): void {
       adapterName || "WebGPU"
     }`,
     "",
-    `| batch | ${systems.join(" | ")} |${
+    `| batch | ${columns.join(" | ")} |${
       systems.includes("alisa") ? " ALISA / FlexGen | ALISA / vLLM |" : ""
     }`,
-    `| ---: | ${systems.map(() => "---:").join(" | ")} |${
+    `| ---: | ${columns.map(() => "---:").join(" | ")} |${
       systems.includes("alisa") ? " ---: | ---: |" : ""
     }`,
   ];
   for (const B of done) {
     const at = (s: string) => rows.find((r) => r.system === s && r.batch === B);
-    const cells = systems.map((s) => at(s)!.tokens_per_s.toFixed(1));
+    const cells = columns.map((s) => {
+      const t = at(s)?.tokens_per_s ?? NaN;
+      return Number.isFinite(t) ? t.toFixed(1) : "failed";
+    });
     let ratio = "";
     if (systems.includes("alisa")) {
       const a = at("alisa")!.tokens_per_s;
@@ -188,14 +270,29 @@ function report(done: number[], final: boolean): void {
     "",
     "tokens/s (generated tokens over the whole run, prefills included)",
     "",
-    "| system | batch | GPU KV peak | uploaded | recomputed tokens | preemptions |",
-    "| --- | ---: | ---: | ---: | ---: | ---: |",
+    "| system | batch | GPU KV peak | uploaded | recomputed tokens | preemptions | same tokens as dense-unlimited |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map((r) =>
       `| ${r.system} | ${r.batch} | ${fmtB(r.gpu_kv_peak_bytes)} | ${
         fmtB(r.uploaded_bytes)
-      } | ${r.recomputed_tokens.toFixed(0)} | ${r.preemptions} |`
+      } | ${r.recomputed_tokens.toFixed(0)} | ${r.preemptions} | ${
+        sameAsDense(r)
+      } |`
     ),
   );
+  const outside = [
+    ...new Set(
+      rows.filter((r) => r.device).map((r) => `${r.system}: ${r.device}`),
+    ),
+  ];
+  if (outside.length) {
+    lines.push(
+      "",
+      `llama.cpp (node-llama-cpp 3.21.1, greedy, same GGUF and prompts, a 2-token warm-up of every sequence; its GPU KV peak is the whole context it allocates) ran on: ${
+        outside.join("; ")
+      }`,
+    );
+  }
 
   // Per-step breakdown at one batch: wall time per step, and the modelled
   // transfer and recompute time from the store's profile (upload GB/s,
@@ -237,6 +334,8 @@ function report(done: number[], final: boolean): void {
             recomputed_tokens: r.recomputed_tokens,
             preemptions: r.preemptions,
             seconds: r.seconds,
+            same_tokens_as_dense: sameAsDense(r),
+            ...(r.device ? { device: r.device } : {}),
           })),
           budget_bytes: budget,
           preset,
@@ -250,19 +349,22 @@ function report(done: number[], final: boolean): void {
       ) + "\n",
     );
   }
-  if (v.svg) Deno.writeTextFileSync(v.svg, plot(rows, systems, done));
+  if (v.svg) Deno.writeTextFileSync(v.svg, plot(rows, columns, done));
 }
 
 /** Tokens/s against batch (log2 axis), one line per system. */
 function plot(
-  rows: SystemRun[],
-  systems: SystemName[],
+  rows: Row[],
+  systems: string[],
   batches: number[],
 ): string {
   const W = 640, H = 400, left = 70, right = 150, top = 40, bottom = 50;
   const xs = batches.map((b) => Math.log2(b));
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const ymax = Math.max(...rows.map((r) => r.tokens_per_s)) * 1.1;
+  const ymax = Math.max(
+    1,
+    ...rows.map((r) => r.tokens_per_s).filter(Number.isFinite),
+  ) * 1.1;
   const X = (b: number) =>
     left + (Math.log2(b) - x0) / (x1 - x0) * (W - left - right);
   const Y = (t: number) => top + (1 - t / ymax) * (H - top - bottom);
@@ -307,9 +409,12 @@ function plot(
     );
   }
   systems.forEach((s, i) => {
-    const pts = batches.map((b) => {
-      const r = rows.find((r) => r.system === s && r.batch === b)!;
-      return `${X(b).toFixed(1)},${Y(r.tokens_per_s).toFixed(1)}`;
+    const pts = batches.flatMap((b) => {
+      const t = rows.find((r) => r.system === s && r.batch === b)
+        ?.tokens_per_s ?? NaN;
+      return Number.isFinite(t)
+        ? [`${X(b).toFixed(1)},${Y(t).toFixed(1)}`]
+        : [];
     });
     out.push(
       `<polyline fill="none" stroke="${
