@@ -61,6 +61,7 @@ fi || die "could not decompress $dev/deno.xz"
 chmod +x "$bin/deno"
 export PATH="$bin:$PATH" DENO_DIR=/tmp/alisa-deno-dir DENO_NO_UPDATE_CHECK=1
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+export DENO_WEBGPU_BACKEND=${DENO_WEBGPU_BACKEND:-vulkan} # no EGL: see .ci/run
 deno --version | head -1 || die "the unpacked deno does not run"
 [ -d "$dev/shared" ] && export ALISA_SHARED=${ALISA_SHARED:-$PWD/$dev/shared}
 
