@@ -147,7 +147,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "bad input: prompt longer than the context, ids out of range, bad options, busy model",
+    "bad input: prompt longer than the context, ids out of range, bad options; exclusive calls refuse while generating, generate waits for them",
   ignore,
   async fn() {
     await withModel({ contextLength: 32 }, async (m) => {
@@ -200,7 +200,8 @@ Deno.test({
         "maxBatch",
       );
       const g = m.generate("Emma", { maxTokens: 40 });
-      assertThrows(() => m.generate("Emma"), Error, "already generating");
+      // Calls that need the engine alone refuse while a generation runs.
+      await assertRejects(() => m.logits([1, 2]), Error, "already generating");
       const r = await (async () => {
         for await (const _ of g) { /* drain */ }
         return await g.result;
@@ -211,14 +212,18 @@ Deno.test({
         r.finishReason,
       );
       assert(r.promptIds.length + r.ids.length <= 33);
-      // Scoring holds the busy lock too: generate cannot change the
-      // engine's policy under it.
+      // Scoring holds the engine: a generate started meanwhile waits for
+      // it (it cannot change the policy under it) and then runs.
       const scoring = evaluatePolicies(m, [[1, 597, 366, 263, 10]], ["swa"], [
         0.5,
       ]);
-      assertThrows(() => m.generate("Emma"), Error, "already generating");
+      const later = m.generate("Emma", { maxTokens: 4, stopAtEos: false });
       assertEquals((await scoring).length, 1);
+      for await (const _ of later) { /* drain */ }
+      const lr = await later.result;
+      assertEquals(lr.ids.length, 4);
       assertEquals(m.engine.policy.name, "dense");
+      assert(lr.queuedMs > 0);
     });
   },
 });

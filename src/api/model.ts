@@ -43,12 +43,8 @@ import {
   openModelFile,
   type OpenModelOptions,
 } from "../formats/model_file.ts";
-import {
-  checkSampling,
-  sample,
-  type SamplingOptions,
-  seededRandom,
-} from "./sampling.ts";
+import { checkSampling, type SamplingOptions } from "./sampling.ts";
+import { Batcher } from "./batcher.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { PolicySpec } from "../sparse/spec.ts";
 import type { KvStats, KvStepStats } from "../kv/store.ts";
@@ -79,6 +75,10 @@ export interface GenerateOptions extends SamplingOptions {
   policy?: PolicySpec;
   /** Called after every step with where the KV lives (tiers, bytes moved). */
   onStep?: (s: KvStepStats) => void;
+  /** More token ids that end generation, not returned (a chat template's end of turn). */
+  stopIds?: number[];
+  /** Aborting it ends the generation at the next step (finish reason `cancelled`). */
+  signal?: AbortSignal;
 }
 
 /** One streamed piece of generated text. */
@@ -92,7 +92,12 @@ export interface GeneratedPiece {
 }
 
 /** Why generation ended. */
-export type FinishReason = "length" | "eos" | "stop" | "context";
+export type FinishReason =
+  | "length"
+  | "eos"
+  | "stop"
+  | "context"
+  | "cancelled";
 
 /** What a finished generation produced. */
 export interface GenerationResult {
@@ -106,6 +111,8 @@ export interface GenerationResult {
   decodeTokS: number;
   prefillMs: number;
   decodeMs: number;
+  /** Time spent waiting for a slot behind other requests. */
+  queuedMs: number;
   /** Where the KV lived: tiers, phases, bytes moved, the plan. */
   kvStats: KvStats;
 }
@@ -117,14 +124,19 @@ export interface Generation extends AsyncIterable<GeneratedPiece> {
 
 /** A loaded model. */
 export class Model {
+  /** An exclusive caller (scoring, logits, a static batch) holds the engine. */
   private busy = false;
+  /** Concurrent generate and chat calls share its decode steps. */
+  readonly batcher: Batcher;
 
   constructor(
     readonly file: ModelFile,
     readonly tokenizer: Tokenizer,
     readonly engine: LlamaModel,
     private readonly ownsGpu: boolean,
-  ) {}
+  ) {
+    this.batcher = new Batcher(engine, tokenizer, () => this.busy);
+  }
 
   /** The model's configuration (context length as loaded). */
   get config(): ModelConfig {
@@ -155,12 +167,17 @@ export class Model {
   }
 
   private acquire(): void {
-    if (this.busy) {
+    if (this.busy || this.batcher.busy) {
       throw new Error(
-        "The model is already generating; wait for it or use generateBatch",
+        "The model is already generating; this call needs the engine to itself: wait for the running generations",
       );
     }
     this.busy = true;
+  }
+
+  private releaseLock(): void {
+    this.busy = false;
+    this.batcher.kick();
   }
 
   /**
@@ -173,7 +190,7 @@ export class Model {
     try {
       return await fn(this.engine);
     } finally {
-      this.busy = false;
+      this.releaseLock();
     }
   }
 
@@ -241,7 +258,10 @@ export class Model {
 
   /**
    * Generates a continuation of `prompt` (text, encoded with BOS as the
-   * model says, or token ids), streaming pieces of text.
+   * model says, or token ids), streaming pieces of text. Calls made while
+   * others run are batched with them (`src/api/batcher.ts`): each takes a
+   * KV slot (`maxBatch` at load) and waits in a queue when none is free.
+   * Breaking out of the iteration, or aborting `signal`, stops it.
    */
   generate(
     prompt: string | number[],
@@ -254,139 +274,14 @@ export class Model {
         `maxTokens must be a positive integer, got ${options.maxTokens}`,
       );
     }
-    const promptIds = this.promptIds(prompt);
-    this.acquire();
-    try {
-      this.engine.setPolicy(options.policy ?? { name: "dense", sparsity: 0 });
-      this.engine.kv.planRun(
-        this.engine.policy,
-        [promptIds.length],
-        Math.min(maxTokens, this.engine.kv.ctx - promptIds.length),
-      );
-      this.engine.kv.onStep = options.onStep ?? null;
-    } catch (e) {
-      this.busy = false;
-      throw e;
-    }
-    let settle!: (r: GenerationResult) => void, fail!: (e: unknown) => void;
-    const result = new Promise<GenerationResult>((res, rej) => {
-      settle = res;
-      fail = rej;
-    });
-    result.catch(() => {}); // reported through the iterator too
-    const run = async function* (
-      this: Model,
-    ): AsyncGenerator<GeneratedPiece> {
-      try {
-        yield* this.runGeneration(promptIds, maxTokens, options, settle);
-      } catch (e) {
-        fail(e);
-        throw e;
-      } finally {
-        this.engine.kv.onStep = null;
-        this.busy = false;
-      }
-    };
-    const it = run.call(this);
-    return { result, [Symbol.asyncIterator]: () => it };
-  }
-
-  private async *runGeneration(
-    promptIds: number[],
-    maxTokens: number,
-    o: GenerateOptions,
-    settle: (r: GenerationResult) => void,
-  ): AsyncGenerator<GeneratedPiece> {
-    const greedy = (o.temperature ?? 0) === 0;
-    const random = seededRandom(o.seed ?? Math.floor(Math.random() * 2 ** 32));
-    const pick = (
-      x: number | Float32Array,
-    ) => (typeof x === "number" ? x : sample(x, o, random));
-    const ctx = this.engine.kv.ctx;
-    const eos = this.tokenizer.eos;
-    const stops = (o.stop ?? []).filter((s) => s.length > 0);
-    const decoder = this.tokenizer.decoder({
-      stripLeadingSpace: false,
-      lossy: true,
-    });
-
-    const t0 = performance.now();
-    let id = pick((await this.prefill([promptIds], greedy))[0]);
-    const t1 = performance.now();
-    const ids: number[] = [];
-    let text = ""; // all text so far
-    let emitted = 0; // characters of `text` already yielded
-    let finish: FinishReason = "length";
-    for (let pos = promptIds.length;; pos++) {
-      if ((o.stopAtEos ?? true) && id === eos) {
-        finish = "eos";
-        break;
-      }
-      ids.push(id);
-      text += decoder.push(id);
-      const hit = stops.map((s) =>
-        text.indexOf(s, Math.max(0, emitted - s.length))
-      ).filter((i) => i >= 0);
-      if (hit.length) {
-        text = text.slice(0, Math.min(...hit));
-        if (text.length > emitted) {
-          yield { text: text.slice(emitted), id, index: ids.length - 1 };
-        }
-        emitted = text.length;
-        finish = "stop";
-        break;
-      }
-      // Hold back a tail that could still become a stop string.
-      let safe = text.length;
-      for (const s of stops) {
-        for (let k = Math.min(s.length - 1, text.length); k > 0; k--) {
-          if (text.endsWith(s.slice(0, k))) {
-            safe = Math.min(safe, text.length - k);
-            break;
-          }
-        }
-      }
-      yield {
-        text: text.slice(emitted, Math.max(emitted, safe)),
-        id,
-        index: ids.length - 1,
-      };
-      emitted = Math.max(emitted, safe);
-      if (ids.length >= maxTokens) break;
-      if (pos >= ctx) {
-        finish = "context";
-        break;
-      }
-      if (greedy) {
-        [id] = await this.engine.stepArgmax([{ slot: 0, pos, id }], [0], true);
-      } else {
-        id = pick(
-          await this.engine.stepLogits([{ slot: 0, pos, id }], [0], true),
+    for (const id of options.stopIds ?? []) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) {
+        throw new RangeError(
+          `stopIds: ${id} is not a token id (the vocabulary has ${this.config.vocabSize})`,
         );
       }
     }
-    if (finish !== "stop") {
-      text += decoder.flush();
-      if (text.length > emitted) {
-        yield {
-          text: text.slice(emitted),
-          id: ids[ids.length - 1] ?? -1,
-          index: ids.length - 1,
-        };
-      }
-    }
-    const t2 = performance.now();
-    settle({
-      promptIds,
-      ids,
-      text,
-      finishReason: finish,
-      prefillTokS: promptIds.length / ((t1 - t0) / 1000),
-      decodeTokS: ids.length > 1 ? (ids.length - 1) / ((t2 - t1) / 1000) : 0,
-      prefillMs: t1 - t0,
-      decodeMs: t2 - t1,
-      kvStats: this.engine.kv.stats(),
-    });
+    return this.batcher.submit(this.promptIds(prompt), maxTokens, options);
   }
 
   /**
@@ -450,7 +345,7 @@ export class Model {
       return out;
     } finally {
       this.engine.kv.onStep = null;
-      this.busy = false;
+      this.releaseLock();
     }
   }
 
@@ -497,7 +392,7 @@ export class Model {
       }
       return out;
     } finally {
-      this.busy = false;
+      this.releaseLock();
     }
   }
 

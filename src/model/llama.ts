@@ -174,11 +174,10 @@ export class LlamaModel {
   }
 
   /**
-   * Selects the KV policy for decode steps (prefill is always dense).
-   * RangeError for a sparsity outside [0, 1) or a bad minBudget,
-   * TypeError for an unknown name.
+   * The policy `spec` with its defaults, checked against this model and
+   * KV store (the checks of {@linkcode setPolicy}, without switching).
    */
-  setPolicy(spec: PolicySpec): void {
+  checkPolicy(spec: PolicySpec): Required<PolicySpec> {
     const s = checkPolicy(spec, this.kv.ctx);
     checkPolicyState(this.config, this.kv, s, this.gpu.limits);
     if (this.kv.tiered && s.name === "h2o") {
@@ -186,6 +185,16 @@ export class LlamaModel {
         "h2o chooses its tokens inside each layer and evicts them for good, so the KV store cannot fetch them ahead: run it without a GPU KV budget (kv.gpuBytes)",
       );
     }
+    return s;
+  }
+
+  /**
+   * Selects the KV policy for decode steps (prefill is always dense).
+   * RangeError for a sparsity outside [0, 1) or a bad minBudget,
+   * TypeError for an unknown name.
+   */
+  setPolicy(spec: PolicySpec): void {
+    const s = this.checkPolicy(spec);
     const cur = this.pol.spec;
     if (
       s.name === cur.name && s.sparsity === cur.sparsity &&
