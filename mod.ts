@@ -135,7 +135,16 @@ export {
   type TensorData,
   type TensorInfo,
 } from "./src/formats/tensor.ts";
+export { Batcher, TextStream } from "./src/api/batcher.ts";
 export {
+  type ChatMessage,
+  CHAT_TEMPLATES,
+  ChatTemplate,
+  endOfTurnIds,
+  modelChatTemplate,
+} from "./src/api/chat_template.ts";
+export {
+  type ChatOptions,
   type FinishReason,
   type GeneratedPiece,
   type GenerateOptions,

@@ -45,6 +45,12 @@ import {
 } from "../formats/model_file.ts";
 import { checkSampling, type SamplingOptions } from "./sampling.ts";
 import { Batcher } from "./batcher.ts";
+import {
+  type ChatMessage,
+  ChatTemplate,
+  checkMessages,
+  endOfTurnIds,
+} from "./chat_template.ts";
 import { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { PolicySpec } from "../sparse/spec.ts";
 import type { KvStats, KvStepStats } from "../kv/store.ts";
@@ -79,6 +85,19 @@ export interface GenerateOptions extends SamplingOptions {
   stopIds?: number[];
   /** Aborting it ends the generation at the next step (finish reason `cancelled`). */
   signal?: AbortSignal;
+}
+
+/** Options for {@linkcode Model.chat}. */
+export interface ChatOptions extends GenerateOptions {
+  /**
+   * A Jinja chat template, or the name of a built-in one (`"plain"`),
+   * instead of the model's own (required for a model without one).
+   */
+  template?: string;
+  /** Open the assistant's turn after the messages (default true). */
+  addGenerationPrompt?: boolean;
+  /** More template variables (e.g. `date_string`). */
+  templateVariables?: Record<string, unknown>;
 }
 
 /** One streamed piece of generated text. */
@@ -283,6 +302,49 @@ export class Model {
     }
     return this.batcher.submit(this.promptIds(prompt), maxTokens, options);
   }
+
+  /**
+   * Replies to `messages` in the model's chat format: the messages are
+   * rendered with the model's chat template (or `options.template`),
+   * encoded with its special tokens, and generated like
+   * {@linkcode generate} (batched with other calls), stopping at the
+   * template's end-of-turn tokens as well as EOS.
+   */
+  async chat(
+    messages: ChatMessage[],
+    options: ChatOptions = {},
+  ): Promise<Generation> {
+    checkMessages(messages);
+    const key = options.template ?? "";
+    let t = this.templates.get(key);
+    if (!t) {
+      t = await ChatTemplate.forModel(
+        this.file,
+        this.tokenizer,
+        options.template,
+      );
+      this.templates.set(key, t);
+    }
+    const text = t.render(
+      messages,
+      options.addGenerationPrompt ?? true,
+      options.templateVariables,
+    );
+    const ids = this.tokenizer.encode(text, {
+      addSpecial: false,
+      parseSpecial: true,
+    });
+    return this.generate(ids, {
+      ...options,
+      stopIds: [
+        ...(options.stopIds ?? []),
+        ...endOfTurnIds(this.file, this.tokenizer),
+      ],
+    });
+  }
+
+  /** Compiled chat templates by source ("" for the model's own). */
+  private readonly templates = new Map<string, ChatTemplate>();
 
   /**
    * Greedy generation of several sequences at once, each in its own KV
