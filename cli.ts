@@ -8,6 +8,8 @@
  * deno run -A cli.ts generate [MODEL] --prompt TEXT [--max-tokens N] [--json]
  * deno run -A cli.ts demo
  * deno run -A cli.ts eval [MODEL] --text FILE [--docs] [--policies ...] [--sparsity ...]
+ * deno run -A cli.ts chat [MODEL] [--chat-template plain]
+ * deno run -A cli.ts serve [MODEL] [--port 8080] [--max-batch 8]
  * ```
  *
  * MODEL is a `.gguf` file (path or URL) or a Hugging Face directory.
@@ -21,6 +23,8 @@ import { GgufFile } from "./src/formats/gguf.ts";
 import { Tokenizer } from "./src/tokenizer/tokenizer.ts";
 import { demoCommand, generateCommand } from "./src/cli/generate.ts";
 import { evalCommand } from "./src/cli/eval.ts";
+import { serveCommand } from "./src/cli/serve.ts";
+import { chatCommand } from "./src/cli/chat.ts";
 
 const USAGE = `usage: alisa <command> [options]
 
@@ -46,6 +50,14 @@ commands:
     [--sparsity LIST] [--max-windows N] [--batch B] [--json] [--svg FILE]
                            perplexity and top-1 agreement of KV policies by
                            exact decode simulation
+  chat [MODEL] [--system TEXT] [--chat-template T]
+                           chat in the terminal in the model's chat format
+                           (/reset, /stats, /quit; Ctrl-C stops a reply)
+  serve [MODEL] [--port N] [--host H] [--max-batch B] [--max-queue N]
+    [--api-key KEY] [--chat-template T] [--gpu-kv-budget SIZE]
+                           an OpenAI-compatible server (/v1/chat/completions,
+                           /v1/completions, /v1/models, /health); concurrent
+                           requests share decode steps (serve --help)
 
 options:
   -h, --help               show this help`;
@@ -167,6 +179,10 @@ export async function main(args: string[]): Promise<number> {
         return await demoCommand();
       case "eval":
         return await evalCommand(rest);
+      case "serve":
+        return await serveCommand(rest);
+      case "chat":
+        return await chatCommand(rest);
       case undefined:
       case "-h":
       case "--help":
