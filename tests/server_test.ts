@@ -8,6 +8,7 @@
  * and that a client that disconnects frees its slot.
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
+// deno-lint-ignore no-import-prefix
 import OpenAI from "npm:openai@7.59.0";
 import { loadModel, type Model } from "../src/api/model.ts";
 import { createServer, defaultModelId } from "../src/api/server.ts";
