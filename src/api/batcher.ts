@@ -175,7 +175,9 @@ export class Batcher {
   /** Starts the loop if it is not running (e.g. after an exclusive caller). */
   kick(): void {
     if (this.loop || !this.waiting.length || this.locked()) return;
-    this.loop = this.run().finally(() => {
+    // Started on the next microtask: requests submitted in the same tick
+    // are admitted, and prefilled, together.
+    this.loop = Promise.resolve().then(() => this.run()).finally(() => {
       this.loop = null;
       this.kick();
     });
@@ -208,9 +210,13 @@ export class Batcher {
     }
   }
 
-  /** Admits waiting requests into free slots while they are compatible. */
+  /**
+   * Admits waiting requests into free slots while they are compatible, and
+   * prefills them together.
+   */
   private async admit(): Promise<void> {
     const engine = this.engine, kv = engine.kv;
+    const admitted: Request[] = [];
     while (this.waiting.length && this.running.size < kv.slots) {
       const r = this.waiting[0];
       if (this.running.size === 0 && !r.planned) {
@@ -229,7 +235,7 @@ export class Batcher {
         }
         this.reservedBlocks = 0;
       } else if (this.running.size > 0 && !samePolicy(r.policy, engine)) {
-        return; // FIFO: it waits for the running ones to leave
+        break; // FIFO: it waits for the running ones to leave
       }
       const full = PagedAllocator.blocksFor(
         Math.min(kv.ctx, r.promptIds.length + r.maxTokens),
@@ -237,60 +243,99 @@ export class Batcher {
       if (
         kv.allocator && this.running.size > 0 &&
         this.reservedBlocks + full > kv.allocator.blocks
-      ) return; // its blocks are not free yet
+      ) break; // its blocks are not free yet
       this.waiting.shift();
       r.planned = true;
-      const slot = [...Array(kv.slots).keys()].find((s) =>
-        !this.running.has(s)
-      )!;
-      r.slot = slot;
+      r.slot = [...Array(kv.slots).keys()].find((s) => !this.running.has(s))!;
       r.tAdmit = performance.now();
-      this.running.set(slot, r);
+      this.running.set(r.slot, r);
       if (kv.allocator) this.reservedBlocks += full;
-      try {
-        const first = await this.prefill(r);
+      admitted.push(r);
+    }
+    if (!admitted.length) return;
+    try {
+      // Each request's first token streams as soon as its prompt's last
+      // step is done.
+      await this.prefill(admitted, (r, x) => {
         r.tFirst = performance.now();
-        this.accept(r, first);
-      } catch (e) {
-        this.fail(r, e);
-      }
+        this.accept(r, x);
+      });
+    } catch (e) {
+      for (const r of admitted) this.fail(r, e);
     }
   }
 
-  /** Prefills `r.promptIds` into its slot; the first token's logits or id. */
-  private async prefill(r: Request): Promise<number | Float32Array> {
-    const engine = this.engine, kv = engine.kv, slot = r.slot;
-    kv.clear(slot);
-    const ids = r.promptIds;
+  /**
+   * Prefills the prompts of `rs` (each in its slot) in steps of at most the
+   * engine's step size, each step's per-layer working set within the KV
+   * store's rows. `first` gets each request's first token (its id when
+   * all are greedy, else its logits) after the step holding its last
+   * prompt token.
+   */
+  private async prefill(
+    rs: Request[],
+    first: (r: Request, x: number | Float32Array) => void,
+  ): Promise<void> {
+    const engine = this.engine, kv = engine.kv;
+    for (const r of rs) kv.clear(r.slot);
+    const toks: (StepToken & { r: Request; last: boolean })[] = [];
+    for (const r of rs) {
+      r.promptIds.forEach((id, pos) =>
+        toks.push({
+          slot: r.slot,
+          pos,
+          id,
+          r,
+          last: pos === r.promptIds.length - 1,
+        })
+      );
+    }
+    const greedy = rs.every((r) => r.greedy);
+    const V = engine.config.vocabSize;
     const T = Math.min(kv.stepTokens, engine.maxOut);
     const rows = kv.maxWorkingRows;
-    let out: number | Float32Array = 0;
-    for (let i = 0; i < ids.length;) {
+    for (let i = 0; i < toks.length;) {
       // Take tokens while one layer's working set (every position up to
-      // the step's last token) fits the pool.
-      let j = i;
-      while (j < ids.length && j - i < T && j + 1 <= rows) j++;
-      if (j === i) {
-        throw new RangeError(
-          `a prompt of ${ids.length} tokens does not fit the GPU KV budget's ${rows} rows (its prefill attends every position)`,
+      // each sequence's last token in the step) fits the pool.
+      const reach = new Map<number, number>();
+      let j = i, need = 0;
+      while (j < toks.length && j - i < T) {
+        const t = toks[j];
+        const add = t.pos + 1 - (reach.get(t.slot) ?? 0);
+        if (need + add > rows) {
+          if (j > i) break;
+          throw new RangeError(
+            `a prompt of ${t.r.promptIds.length} tokens does not fit the GPU KV budget's ${rows} rows (its prefill attends every position)`,
+          );
+        }
+        reach.set(t.slot, t.pos + 1);
+        need += add;
+        j++;
+      }
+      const chunk = toks.slice(i, j);
+      i = j;
+      const outRows = chunk.flatMap((t, k) => (t.last ? [k] : []));
+      const done: [Request, number | Float32Array][] = [];
+      if (greedy) {
+        const ids = await engine.stepArgmax(chunk, outRows, false);
+        outRows.forEach((k, n) => done.push([chunk[k].r, ids[n]]));
+      } else {
+        const l = await engine.stepLogits(chunk, outRows, false);
+        outRows.forEach((k, n) =>
+          done.push([chunk[k].r, l.slice(n * V, (n + 1) * V)])
         );
       }
-      const chunk: StepToken[] = [];
-      for (let k = i; k < j; k++) chunk.push({ slot, pos: k, id: ids[k] });
-      const last = j === ids.length;
-      const rowsOut = last ? [chunk.length - 1] : [];
-      if (r.greedy) {
-        const a = await engine.stepArgmax(chunk, rowsOut, false);
-        if (last) out = a[0];
-      } else {
-        const l = await engine.stepLogits(chunk, rowsOut, false);
-        if (last) out = l.slice(0, engine.config.vocabSize);
-      }
-      i = j;
+      for (const [r, x] of done) first(r, x);
     }
-    kv.lengths[slot] = ids.length;
-    await engine.seedPolicy([slot], [ids.length]);
-    return out;
+    // Requests that already ended (one token, a stop) left their slots.
+    const live = rs.filter((r) => !r.finish);
+    for (const r of live) kv.lengths[r.slot] = r.promptIds.length;
+    if (live.length) {
+      await engine.seedPolicy(
+        live.map((r) => r.slot),
+        live.map((r) => r.promptIds.length),
+      );
+    }
   }
 
   /** One decode step of every running request. */
