@@ -137,8 +137,8 @@ export {
 } from "./src/formats/tensor.ts";
 export { Batcher, TextStream } from "./src/api/batcher.ts";
 export {
-  type ChatMessage,
   CHAT_TEMPLATES,
+  type ChatMessage,
   ChatTemplate,
   endOfTurnIds,
   modelChatTemplate,
