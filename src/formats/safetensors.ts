@@ -86,13 +86,16 @@ export class SafetensorsFile {
     }
   }
 
-  /** The stored bytes of tensor `t`, `offset`/`length` within its data. */
+  /**
+   * The stored bytes of tensor `t`, `offset`/`length` within its data
+   * (default: from `offset` to its end).
+   */
   read(
     t: SafetensorsTensorInfo,
     offset = 0,
-    length = t.nBytes - offset,
+    length?: number,
   ): Promise<Uint8Array> {
-    return this.source.read(t.fileOffset + offset, length);
+    return this.source.read(t.fileOffset + offset, length ?? t.nBytes - offset);
   }
 
   close() {

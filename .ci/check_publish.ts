@@ -1,0 +1,77 @@
+/**
+ * Checks what `deno publish` would ship (a dry run, no network): the
+ * module, its Wasm and loader, every shader and the embedded model; no
+ * tests, fixtures, benchmarks, CI files or Rust sources.
+ *
+ *     deno task check:publish
+ *
+ * Exits 1 naming each file that should not ship or is missing.
+ *
+ * @module
+ */
+const root = new URL("../", import.meta.url); // the project root
+const out = await new Deno.Command(Deno.execPath(), {
+  args: ["publish", "--dry-run", "--allow-dirty"],
+  cwd: root,
+  stdout: "piped",
+  stderr: "piped",
+}).output();
+const text = new TextDecoder().decode(out.stdout) +
+  new TextDecoder().decode(out.stderr);
+if (!out.success) {
+  console.error(text);
+  console.error("deno publish --dry-run failed");
+  Deno.exit(1);
+}
+const rootPath = decodeURIComponent(root.pathname);
+// deno-lint-ignore no-control-regex
+const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
+const files = [...plain.matchAll(/file:\/\/(\S+)/g)]
+  .map((m) => decodeURIComponent(m[1]))
+  .filter((p) => p.startsWith(rootPath))
+  .map((p) => p.slice(rootPath.length));
+const shipped = new Set(files);
+const problems: string[] = [];
+const forbidden = [
+  /^tests\//,
+  /^bench\//,
+  /^\.ci\//,
+  /^\.device\//,
+  /^wasm\/src\//,
+  /^wasm\/target\//,
+  /^wasm\/Cargo\./,
+  /\.rs$/,
+  /_test\.ts$/,
+];
+for (const f of files) {
+  if (forbidden.some((r) => r.test(f))) problems.push(`ships ${f}`);
+}
+const required = [
+  "mod.ts",
+  "cli.ts",
+  "README.md",
+  "wasm/pkg/alisa_wasm.js",
+  "wasm/pkg/alisa_wasm_bg.wasm",
+  "src/assets/austen-5m-q8_0.gguf",
+];
+for await (const f of walk("shaders")) required.push(f);
+for (const f of required) {
+  if (!shipped.has(f)) problems.push(`does not ship ${f}`);
+}
+if (problems.length) {
+  console.error(`deno publish would be wrong:\n  ${problems.join("\n  ")}`);
+  Deno.exit(1);
+}
+console.log(
+  `deno publish --dry-run: ${files.length} files, ${
+    required.length - 6
+  } shaders, the Wasm and the embedded model; no tests, benchmarks or Rust sources`,
+);
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(new URL(dir + "/", root))) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) yield* walk(p);
+    else if (e.name.endsWith(".wgsl")) yield p;
+  }
+}
