@@ -157,3 +157,70 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "an already-aborted signal never runs; a request whose onStep throws fails alone",
+  ignore,
+  async fn() {
+    await withModel({ maxBatch: 2, contextLength: 256 }, async (m) => {
+      const pre = m.generate(PROMPTS[0], {
+        maxTokens: 40,
+        signal: AbortSignal.abort(),
+      });
+      const p = await pre.result;
+      assertEquals([p.finishReason, p.ids.length], ["cancelled", 0]);
+      const solo = await run(m, PROMPTS[1], {
+        maxTokens: 12,
+        stopAtEos: false,
+      });
+      let calls = 0;
+      const bad = m.generate(PROMPTS[0], {
+        maxTokens: 40,
+        stopAtEos: false,
+        onStep: () => {
+          if (++calls === 3) throw new Error("a callback bug");
+        },
+      });
+      const good = run(m, PROMPTS[1], { maxTokens: 12, stopAtEos: false });
+      let failed = "";
+      try {
+        for await (const _ of bad) { /* drain */ }
+      } catch (e) {
+        failed = (e as Error).message;
+      }
+      assertEquals(failed, "a callback bug");
+      assertEquals((await good).ids, solo.ids);
+      assertEquals(m.batcher.busy, false);
+      // The engine is free for exclusive calls as soon as the last result
+      // is in (the loop may still be winding down).
+      const rows = await m.logits([1, 2, 3]);
+      assertEquals(rows.length, 3 * m.config.vocabSize);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "under a GPU KV budget, a request that would overflow the pool beside the running ones waits for them instead of failing them",
+  ignore,
+  async fn() {
+    await withModel({
+      maxBatch: 2,
+      contextLength: 256,
+      kv: { gpuBytes: 120_000 },
+    }, async (m) => {
+      const a: GenerateOptions = { maxTokens: 60, stopAtEos: false };
+      const b: GenerateOptions = { maxTokens: 117, stopAtEos: false };
+      const soloA = await run(m, PROMPTS[0], a);
+      const soloB = await run(m, PROMPTS[1], b);
+      const [ra, rb] = await Promise.all([
+        run(m, PROMPTS[0], a),
+        run(m, PROMPTS[1], b),
+      ]);
+      assertEquals(ra.ids, soloA.ids);
+      assertEquals(rb.ids, soloB.ids);
+      assert(rb.queuedMs >= ra.prefillMs, "the second waited");
+    });
+  },
+});

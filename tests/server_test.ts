@@ -90,6 +90,7 @@ Deno.test({
           model: id,
           messages: [{ role: "user", content: "Who is Mr. Darcy?" }],
           max_tokens: 16,
+          temperature: 0,
           stream: true,
         });
         let text = "", finish = null, usage = null;
@@ -106,6 +107,7 @@ Deno.test({
           model: id,
           prompt: "It is a truth universally acknowledged",
           max_tokens: 10,
+          temperature: 0,
         });
         const g = m.generate("It is a truth universally acknowledged", {
           maxTokens: 10,
@@ -116,6 +118,7 @@ Deno.test({
           model: id,
           prompt: "It is a truth universally acknowledged",
           max_tokens: 10,
+          temperature: 0,
           stream: true,
         });
         let ptext = "";
@@ -143,6 +146,7 @@ Deno.test({
             model: id,
             messages: [{ role: "user", content: q }],
             max_tokens: 12,
+            temperature: 0,
             stream: true,
           });
           let t = "";
@@ -249,6 +253,65 @@ Deno.test({
           400,
           "logprobs",
         );
+        for (
+          const [field, value] of [
+            ["response_format", { type: "json_object" }],
+            ["tools", [{ type: "function", function: { name: "f" } }]],
+            ["tool_choice", "auto"],
+            ["logit_bias", { "5": 10 }],
+            ["top_logprobs", 2],
+            ["echo", true],
+            ["best_of", 2],
+            ["suffix", "end"],
+            ["presence_penalty", 0.5],
+          ] as const
+        ) {
+          await expect(
+            await post(
+              "/v1/completions",
+              JSON.stringify({ prompt: "x", [field]: value }),
+            ),
+            400,
+            "not supported",
+            field,
+          );
+        }
+        // What is harmless passes: text format, no tools, zero penalties.
+        const harmless = await post(
+          "/v1/completions",
+          JSON.stringify({
+            prompt: "x",
+            max_tokens: 1,
+            response_format: { type: "text" },
+            tools: [],
+            presence_penalty: 0,
+            user: "someone",
+          }),
+        );
+        assertEquals(harmless.status, 200);
+        await harmless.body?.cancel();
+        // A body past the limit is refused without reading it all, with or
+        // without Content-Length.
+        const big = new Uint8Array(2 << 20).fill(32);
+        await expect(
+          await post("/v1/completions", new TextDecoder().decode(big)),
+          413,
+          "limit",
+        );
+        const chunked = new ReadableStream<Uint8Array>({
+          start(c) {
+            for (let i = 0; i < 4; i++) c.enqueue(big.subarray(0, 1 << 20));
+            c.close();
+          },
+        });
+        await expect(
+          await fetch(`${base}/v1/completions`, {
+            method: "POST",
+            body: chunked,
+          }),
+          413,
+          "limit",
+        );
         await expect(
           await post("/v1/completions", '{"prompt":"x","kv_policy":"nope"}'),
           400,
@@ -270,6 +333,13 @@ Deno.test({
         );
         assertEquals(ok.status, 200);
         assertEquals((await ok.json()).usage.completion_tokens, 3);
+
+        // Decode steps counted on the engine, to see requests stop early.
+        let steps = 0;
+        const argmax = m.engine.stepArgmax.bind(m.engine);
+        const logits = m.engine.stepLogits.bind(m.engine);
+        m.engine.stepArgmax = (...a) => (steps++, argmax(...a));
+        m.engine.stepLogits = (...a) => (steps++, logits(...a));
 
         // One slot, a queue of one: the third request is 429.
         const ac1 = new AbortController(), ac2 = new AbortController();
@@ -298,17 +368,16 @@ Deno.test({
         const b3 = await expect(r3, 429, "busy");
         assertEquals(b3.error.code, "queue_full");
         assertEquals(r3.headers.get("retry-after"), "1");
-        // Both clients go away: their requests leave, the slot is free.
+        // Both clients go away: their requests leave (the streaming one
+        // long before its 60 tokens; the queued one never runs).
         await reader.cancel();
         ac2.abort();
         await p2;
         await waitIdle(m);
+        assert(steps < 40, `the streams stopped early (${steps} steps)`);
         assertEquals(m.batcher.load, { running: 0, waiting: 0, slots: 1 });
-        // A non-streaming client that goes away: its request stops at a
-        // step, long before its 60 tokens (steps counted on the engine).
-        let steps = 0;
-        const step = m.engine.stepArgmax.bind(m.engine);
-        m.engine.stepArgmax = (...a) => (steps++, step(...a));
+        // A non-streaming client that goes away: the same.
+        steps = 0;
         const ac4 = new AbortController();
         const p4 = fetch(`${base}/v1/completions`, {
           method: "POST",
@@ -324,6 +393,60 @@ Deno.test({
         assert(steps < 40, `it stopped early (${steps} steps)`);
         const h = await (await fetch(`${base}/health`)).json();
         assertEquals(h.status, "ok");
+      },
+    );
+  },
+});
+
+Deno.test({
+  name:
+    "--max-queue 0 refuses only when every slot is taken; a model without a chat template is a server error, not the client's",
+  ignore,
+  async fn() {
+    await withServer(
+      { maxBatch: 2, contextLength: 64 },
+      { maxQueue: 0 },
+      async (base, m) => {
+        const post = (path: string, body: unknown, signal?: AbortSignal) =>
+          fetch(`${base}${path}`, {
+            method: "POST",
+            body: JSON.stringify(body),
+            signal,
+          });
+        const chat = await post("/v1/chat/completions", {
+          messages: [{ role: "user", content: "hi" }],
+        });
+        assertEquals(chat.status, 500);
+        const b = await chat.json();
+        assertEquals(b.error.type, "server_error");
+        assert(b.error.message.includes("--chat-template"), b.error.message);
+        // Idle: accepted.
+        const one = await post("/v1/completions", {
+          prompt: "Emma",
+          max_tokens: 2,
+        });
+        assertEquals(one.status, 200);
+        await one.json();
+        // Two streams take both slots: the next is 429.
+        const ac = new AbortController();
+        const streams = await Promise.all(
+          [0, 1].map(() =>
+            post("/v1/completions", {
+              prompt: "It is",
+              max_tokens: 50,
+              stream: true,
+            }, ac.signal)
+          ),
+        );
+        for (let i = 0; i < 200 && m.batcher.load.running < 2; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        const third = await post("/v1/completions", { prompt: "x" });
+        assertEquals(third.status, 429);
+        await third.body?.cancel();
+        for (const s of streams) await s.body?.cancel();
+        ac.abort();
+        await waitIdle(m);
       },
     );
   },

@@ -61,6 +61,10 @@ interface Request {
   tAdmit: number;
   tFirst: number;
   cancelled: boolean;
+  /** An error its own callback (onStep) threw: it fails alone, after the step. */
+  error: { e: unknown } | null;
+  /** Removes the abort listener from the caller's signal. */
+  unlisten: () => void;
   finish: FinishReason | null;
   channel: Channel<GeneratedPiece>;
   settle: (r: GenerationResult) => void;
@@ -83,9 +87,12 @@ export class Batcher {
     private readonly locked: () => boolean,
   ) {}
 
-  /** Requests running or waiting. */
+  /**
+   * Requests running or waiting. (The loop may still be winding down for
+   * a moment after the last one left; it touches nothing then.)
+   */
   get busy(): boolean {
-    return this.loop !== null || this.waiting.length > 0;
+    return this.running.size > 0 || this.waiting.length > 0;
   }
 
   /** Running and waiting requests. */
@@ -158,18 +165,31 @@ export class Batcher {
       tAdmit: 0,
       tFirst: 0,
       cancelled: false,
+      error: null,
+      unlisten: () => {},
       finish: null,
       channel: new Channel(() => this.cancel(req)),
       settle,
       fail,
     };
-    o.signal?.addEventListener("abort", () => this.cancel(req), {
-      once: true,
-    });
     this.waiting.push(req);
+    if (o.signal?.aborted) this.cancel(req);
+    else if (o.signal) {
+      const onAbort = () => this.cancel(req);
+      o.signal.addEventListener("abort", onAbort, { once: true });
+      req.unlisten = () => o.signal!.removeEventListener("abort", onAbort);
+    }
     this.kick();
     const channel = req.channel;
     return { result, [Symbol.asyncIterator]: () => channel };
+  }
+
+  /** Cancels every request and waits until the loop has stopped. */
+  async drain(): Promise<void> {
+    for (const r of [...this.waiting, ...this.running.values()]) {
+      this.cancel(r);
+    }
+    while (this.loop) await this.loop;
   }
 
   /** Starts the loop if it is not running (e.g. after an exclusive caller). */
@@ -177,7 +197,13 @@ export class Batcher {
     if (this.loop || !this.waiting.length || this.locked()) return;
     // Started on the next microtask: requests submitted in the same tick
     // are admitted, and prefilled, together.
-    this.loop = Promise.resolve().then(() => this.run()).finally(() => {
+    this.loop = Promise.resolve().then(() => this.run()).catch((e) => {
+      // Not expected (steps catch their own errors); never left unhandled.
+      for (const r of [...this.running.values(), ...this.waiting]) {
+        this.fail(r, e);
+      }
+      this.waiting.length = 0;
+    }).finally(() => {
       this.loop = null;
       this.kick();
     });
@@ -196,17 +222,29 @@ export class Batcher {
 
   private async run(): Promise<void> {
     const engine = this.engine, kv = engine.kv;
-    kv.onStep = (s: KvStepStats) => {
-      for (const r of this.running.values()) r.o.onStep?.(s);
+    const dispatch = (s: KvStepStats) => {
+      for (const r of this.running.values()) {
+        if (!r.o.onStep || r.error) continue;
+        try {
+          r.o.onStep(s);
+        } catch (e) {
+          r.error = { e }; // fails that request alone, after the step
+        }
+      }
     };
+    kv.onStep = dispatch;
     try {
       while (this.waiting.length || this.running.size) {
+        // An exclusive caller took the engine after the last request left:
+        // the waiting ones start when it releases it (kick).
+        if (!this.running.size && this.locked()) break;
         await this.admit();
         if (!this.running.size) continue;
         await this.decodeStep();
       }
     } finally {
-      kv.onStep = null;
+      // An exclusive caller may have set its own since the last request left.
+      if (kv.onStep === dispatch) kv.onStep = null;
     }
   }
 
@@ -244,6 +282,9 @@ export class Batcher {
         kv.allocator && this.running.size > 0 &&
         this.reservedBlocks + full > kv.allocator.blocks
       ) break; // its blocks are not free yet
+      if (kv.tiered && this.running.size > 0 && !this.fits(r)) {
+        break; // the pool cannot hold one more working set yet
+      }
       this.waiting.shift();
       r.planned = true;
       r.slot = [...Array(kv.slots).keys()].find((s) => !this.running.has(s))!;
@@ -263,6 +304,20 @@ export class Batcher {
     } catch (e) {
       for (const r of admitted) this.fail(r, e);
     }
+  }
+
+  /**
+   * Whether a tiered store's pool holds `r` beside the running requests:
+   * one layer's working set at everyone's final lengths (what `planRun`
+   * checks for a run's first request), and `r`'s prompt for its prefill.
+   */
+  private fits(r: Request): boolean {
+    const kv = this.engine.kv;
+    const final = (x: Request) =>
+      Math.min(kv.ctx, x.promptIds.length + x.maxTokens);
+    const finals = [...this.running.values(), r].map(final);
+    return r.promptIds.length <= kv.maxWorkingRows &&
+      kv.workingRows(this.engine.policy, finals) <= kv.maxWorkingRows;
   }
 
   /**
@@ -372,6 +427,7 @@ export class Batcher {
   /** Takes a request's next token (an id, or logits to pick from). */
   private accept(r: Request, x: number | Float32Array): void {
     if (r.finish) return;
+    if (r.error) return this.fail(r, r.error.e);
     const id = typeof x === "number"
       ? x
       : r.greedy
@@ -395,6 +451,7 @@ export class Batcher {
   private done(r: Request, finish: FinishReason): void {
     if (r.finish) return;
     r.finish = finish;
+    r.unlisten();
     this.release(r);
     if (finish !== "stop") {
       const tail = r.text.flush();
@@ -428,6 +485,7 @@ export class Batcher {
   private fail(r: Request, e: unknown): void {
     if (r.finish) return;
     r.finish = "cancelled";
+    r.unlisten();
     this.release(r);
     r.fail(e);
     r.channel.error(e);

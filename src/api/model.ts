@@ -315,16 +315,7 @@ export class Model {
     options: ChatOptions = {},
   ): Promise<Generation> {
     checkMessages(messages);
-    const key = options.template ?? "";
-    let t = this.templates.get(key);
-    if (!t) {
-      t = await ChatTemplate.forModel(
-        this.file,
-        this.tokenizer,
-        options.template,
-      );
-      this.templates.set(key, t);
-    }
+    const t = await this.chatTemplate(options.template);
     const text = t.render(
       messages,
       options.addGenerationPrompt ?? true,
@@ -341,6 +332,20 @@ export class Model {
         ...endOfTurnIds(this.file, this.tokenizer),
       ],
     });
+  }
+
+  /**
+   * The compiled chat template `chat` uses: `template` (a source or a
+   * built-in name), else the model's own (TypeError when it has none).
+   */
+  async chatTemplate(template?: string): Promise<ChatTemplate> {
+    const key = template ?? "";
+    let t = this.templates.get(key);
+    if (!t) {
+      t = await ChatTemplate.forModel(this.file, this.tokenizer, template);
+      this.templates.set(key, t);
+    }
+    return t;
   }
 
   /** Compiled chat templates by source ("" for the model's own). */

@@ -6,17 +6,21 @@
  * - `POST /v1/chat/completions`: `messages` rendered with the model's chat
  *   template; `POST /v1/completions`: a `prompt` string. Both stream
  *   server-sent events with `"stream": true`, and report `usage` in every
- *   response (in the last chunk when streaming).
+ *   response (when streaming, in a last chunk with no choices, as OpenAI
+ *   sends it for `stream_options.include_usage`).
  * - `GET /v1/models`, `GET /health` (slots, running, waiting).
  *
  * Request fields that map onto the engine: `model` (must name the served
  * model), `max_tokens` (`max_completion_tokens`), `temperature`, `top_p`,
  * `seed`, `stop` (a string or up to 4), `n` (1 only), `stream`,
  * `stream_options.include_usage` (usage is always sent); alisa's own:
- * `kv_policy` (`dense`, `swa`, `local`, ...) and `sparsity`. A field of the
- * wrong type, malformed JSON, a prompt past the context, an unknown model,
- * or an option the engine does not implement (`n` > 1, `logprobs`,
- * penalties) is a 4xx with an OpenAI-style error body.
+ * `kv_policy` (`dense`, `swa`, `local`, ...) and `sparsity`. `temperature`
+ * defaults to 1, as OpenAI's does (0 is greedy). A field of the wrong type,
+ * malformed JSON, a body over the limit, a prompt past the context, an
+ * unknown model, or an option the engine does not implement (`n` > 1,
+ * `logprobs`, `top_logprobs`, penalties, `logit_bias`, `tools`,
+ * `response_format` other than text, `echo`, `best_of`, `suffix`) is a 4xx
+ * with an OpenAI-style error body; a failure while a request runs is a 500.
  *
  * Concurrent requests are batched by the model's {@linkcode Batcher}: each
  * takes a KV slot, and those beyond the slots wait in its queue; past
@@ -118,10 +122,11 @@ export function createServer(
     const body = await readBody(req, maxBody);
     const chat = path === "/v1/chat/completions";
     const o = requestOptions(body, chat, modelId);
-    if (model.batcher.load.waiting >= maxQueue) {
+    const load = model.batcher.load;
+    if (load.running + load.waiting >= load.slots + maxQueue) {
       throw new ApiError(
         429,
-        `The server is busy: ${maxQueue} requests are already waiting for a slot`,
+        `The server is busy: every slot is taken and ${maxQueue} requests are already waiting`,
         "rate_limit_error",
         null,
         "queue_full",
@@ -139,6 +144,21 @@ export function createServer(
         model.engine.kv.ctx,
       signal: abort.signal,
     };
+    if (chat) {
+      // A model without a chat template is the server's problem, not the
+      // request's.
+      try {
+        await model.chatTemplate(options.chatTemplate);
+      } catch (e) {
+        throw new ApiError(
+          500,
+          `This server cannot render chat messages: ${
+            (e as Error).message
+          } (start it with --chat-template)`,
+          "server_error",
+        );
+      }
+    }
     let g: Generation;
     try {
       if (chat) {
@@ -167,7 +187,7 @@ export function createServer(
         for await (const _ of g) { /* drain */ }
         r = await g.result;
       } catch (e) {
-        throw engineError(e);
+        throw runError(e);
       } finally {
         req.signal?.removeEventListener("abort", onAbort);
       }
@@ -250,12 +270,30 @@ async function readBody(req: Request, maxBytes: number): Promise<unknown> {
       `The request body has ${len} bytes; the limit is ${maxBytes}`,
     );
   }
-  const bytes = new Uint8Array(await req.arrayBuffer());
-  if (bytes.length > maxBytes) {
-    throw new ApiError(
-      413,
-      `The request body has ${bytes.length} bytes; the limit is ${maxBytes}`,
-    );
+  // Read at most maxBytes, whatever Content-Length said (or without one).
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  if (req.body) {
+    const reader = req.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      n += value.length;
+      if (n > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new ApiError(
+          413,
+          `The request body has more than ${maxBytes} bytes, the limit`,
+        );
+      }
+      parts.push(value);
+    }
+  }
+  const bytes = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
   }
   try {
     return JSON.parse(new TextDecoder().decode(bytes));
@@ -378,6 +416,38 @@ function requestOptions(body: unknown, chat: boolean, modelId: string): {
       "logprobs",
     );
   }
+  const unsupported = (k: string, why = "is not supported") => {
+    throw new ApiError(400, `${k} ${why}`, "invalid_request_error", k);
+  };
+  const rf = b.response_format as { type?: unknown } | undefined | null;
+  if (rf !== undefined && rf !== null && rf?.type !== "text") {
+    unsupported("response_format", 'is not supported (only { type: "text" })');
+  }
+  for (const k of ["tools", "functions", "logit_bias"]) {
+    const v = b[k];
+    if (
+      v !== undefined && v !== null &&
+      !(Array.isArray(v) ? v.length === 0 : typeof v === "object" &&
+        Object.keys(v).length === 0)
+    ) unsupported(k);
+  }
+  for (const k of ["tool_choice", "function_call"]) {
+    if (b[k] !== undefined && b[k] !== null && b[k] !== "none") {
+      unsupported(k);
+    }
+  }
+  if (b.top_logprobs !== undefined && b.top_logprobs !== null) {
+    unsupported("top_logprobs");
+  }
+  if (b.echo !== undefined && b.echo !== null && b.echo !== false) {
+    unsupported("echo");
+  }
+  if (b.best_of !== undefined && b.best_of !== null && b.best_of !== 1) {
+    unsupported("best_of", "is not supported (only 1)");
+  }
+  if (b.suffix !== undefined && b.suffix !== null && b.suffix !== "") {
+    unsupported("suffix");
+  }
   for (const k of ["presence_penalty", "frequency_penalty"]) {
     if (num(k, -2, 2)) {
       throw new ApiError(
@@ -421,7 +491,8 @@ function requestOptions(body: unknown, chat: boolean, modelId: string): {
     stream: b.stream === true,
     gen: {
       maxTokens,
-      temperature: num("temperature", 0, 2),
+      // OpenAI's default is 1; 0 is greedy.
+      temperature: num("temperature", 0, 2) ?? 1,
       topP: num("top_p", 0, 1),
       seed: seed === undefined ? undefined : seed >>> 0,
       stop: (stop as string[] | undefined) ?? undefined,
@@ -430,7 +501,19 @@ function requestOptions(body: unknown, chat: boolean, modelId: string): {
   };
 }
 
-/** An engine error as an API error: bad input is 400, the rest 500. */
+/** An error while a request ran (the engine, the device): 500. */
+function runError(e: unknown): ApiError {
+  return new ApiError(
+    500,
+    (e as Error)?.message ?? String(e),
+    "server_error",
+  );
+}
+
+/**
+ * An error from accepting a request (its prompt, options and budget
+ * checked before it runs): bad input is 400, anything else 500.
+ */
 function engineError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   const msg = (e as Error)?.message ?? String(e);
@@ -516,12 +599,20 @@ function sse(
           chat
             ? { index: 0, delta: {}, logprobs: null, finish_reason: fin }
             : { index: 0, text: "", logprobs: null, finish_reason: fin },
-          { usage: usage(r) },
         ));
+        // Usage in a last chunk without choices, as OpenAI sends it for
+        // stream_options.include_usage (sent whether or not it was asked).
+        ctl.enqueue(
+          enc.encode(
+            `data: ${
+              JSON.stringify({ ...head, object, choices: [], usage: usage(r) })
+            }\n\n`,
+          ),
+        );
         ctl.enqueue(enc.encode("data: [DONE]\n\n"));
         ctl.close();
       } catch (e) {
-        const err = engineError(e);
+        const err = runError(e);
         ctl.enqueue(enc.encode(
           `data: ${
             JSON.stringify({

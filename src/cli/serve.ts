@@ -33,7 +33,8 @@ options:
   --max-queue N        requests waiting for a slot before new ones get 429
                        (default 64)
   --max-tokens N       tokens per reply when a request gives no max_tokens
-                       (default: the rest of the context)
+                       (default: the rest of the context; set it with
+                       --gpu-kv-budget, whose check uses it)
   --context N          positions per sequence (default: the model's)
   --chat-template T    a Jinja file, or "plain", instead of the model's own
   --alias NAME         the model id clients use (default: the file's name)
@@ -175,6 +176,7 @@ export async function serveCommand(
   }, handler);
   try {
     await server.finished;
+    await model.batcher.drain(); // requests still running are cancelled
   } finally {
     try {
       Deno.removeSignalListener("SIGINT", stop);
