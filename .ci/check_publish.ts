@@ -35,6 +35,7 @@ const problems: string[] = [];
 const forbidden = [
   /^tests\//,
   /^bench\//,
+  /^examples\//,
   /^\.ci\//,
   /^\.device\//,
   /^wasm\/src\//,

@@ -31,6 +31,7 @@
  */
 import type { ModelFile } from "../formats/model_file.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+import { readTextFileOrNull } from "../platform/fs.ts";
 
 /** One chat message. */
 export interface ChatMessage {
@@ -262,14 +263,7 @@ export async function modelChatTemplate(
   return null;
 }
 
-async function readText(path: string): Promise<string | null> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-}
+const readText = readTextFileOrNull;
 
 /**
  * Token ids that end an assistant turn: EOS, GGUF's

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { openFile, seekStart } from "../platform/fs.ts";
 
 /** Where model bytes come from. */
 export interface ByteSource {
@@ -71,12 +72,7 @@ export class FileSource implements ByteSource {
 
   /** Opens `path` read-only. */
   static async open(path: string | URL): Promise<FileSource> {
-    const file = await Deno.open(path, { read: true });
-    const { size, isFile } = await file.stat();
-    if (!isFile) {
-      file.close();
-      throw new TypeError(`${String(path)} is not a file`);
-    }
+    const { file, size } = await openFile(path);
     return new FileSource(file, size, String(path), true);
   }
 
@@ -91,7 +87,7 @@ export class FileSource implements ByteSource {
       throw pastEnd(this.name, offset, length, this.size);
     }
     const out = new Uint8Array(length);
-    await this.file.seek(offset, Deno.SeekMode.Start);
+    await seekStart(this.file, offset);
     let got = 0;
     while (got < length) {
       const n = await this.file.read(out.subarray(got));

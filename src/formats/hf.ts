@@ -23,7 +23,7 @@ import { tokenizerInfo, type Vocabulary } from "../tokenizer/vocab.ts";
 import { vocabFromHfDir } from "../tokenizer/vocab_hf.ts";
 import { exists, readJson } from "./json.ts";
 import { SafetensorsFile, type SafetensorsTensorInfo } from "./safetensors.ts";
-import { join } from "node:path";
+import { joinPath as join } from "../platform/fs.ts";
 
 const LAYER_NAMES: Record<string, string> = {
   "input_layernorm.weight": "attn_norm.weight",

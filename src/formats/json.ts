@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { readTextFileOrNull } from "../platform/fs.ts";
 
 /** A parsed JSON object. */
 export type Json = Record<string, unknown>;
@@ -21,15 +22,7 @@ export function brief(v: unknown): string {
   return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 }
 
-/** Whether `path` exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { exists } from "../platform/fs.ts";
 
 /** The JSON object in `text`; a TypeError naming `path` if it is not one. */
 function parseObject(text: string, path: string): Json {
@@ -48,14 +41,8 @@ function parseObject(text: string, path: string): Json {
  * A TypeError naming `path` when it is not valid JSON or not an object.
  */
 export async function readOptionalJson(path: string): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
-  }
-  return parseObject(text, path);
+  const text = await readTextFileOrNull(path);
+  return text === null ? null : parseObject(text, path);
 }
 
 /**

@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { isDirectory as isDir } from "../platform/fs.ts";
 import type { ByteSourceInput } from "./byte_source.ts";
 import {
   checkTensors,
@@ -149,11 +150,7 @@ class HfModelFile implements ModelFile {
 async function isDirectory(input: ByteSourceInput): Promise<boolean> {
   if (typeof input !== "string" && !(input instanceof URL)) return false;
   if (/^https?:/.test(String(input))) return false;
-  try {
-    return (await Deno.stat(input)).isDirectory;
-  } catch {
-    return false;
-  }
+  return await isDir(input);
 }
 
 /**

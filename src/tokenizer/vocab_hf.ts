@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { joinPath as join, readFile } from "../platform/fs.ts";
 import {
   brief,
   exists,
@@ -289,7 +289,7 @@ export async function vocabFromHfDir(dir: string): Promise<Vocabulary | null> {
   if (await exists(spmPath)) {
     const cfg = await readOptionalJson(cfgPath) ?? {};
     return checkVocabulary(
-      spmVocabFromModel(await Deno.readFile(spmPath), spmPath, cfg, cfgPath),
+      spmVocabFromModel(await readFile(spmPath), spmPath, cfg, cfgPath),
     );
   }
   if (!await exists(tjPath)) return null;
