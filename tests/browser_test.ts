@@ -3,7 +3,9 @@
  * `examples/browser/index.html` served on loopback and driven in headless
  * Chromium (the DevTools protocol over a WebSocket, no npm driver). The page
  * loads the embedded model from a URL with its progress bar, streams a greedy
- * generation, and its token ids must equal the Deno run's. A screenshot of
+ * generation, and its token ids must equal the Deno run's, as must its
+ * greedy ids for the 8 shared prompts of `fixtures/greedy-austen.json` (32
+ * tokens each) and a tiered SWA run under a GPU KV budget. A screenshot of
  * the page is written to `examples/browser/dist/screenshot.png`.
  *
  * Chromium is Debian's `chromium` (or `$ALISA_CHROMIUM`); WebGPU comes from
@@ -14,6 +16,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { loadModel } from "../src/api/model.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
+import { hasShared, sharedPath } from "./_shared.ts";
 
 const root = new URL("../", import.meta.url);
 const page = new URL("examples/browser/", root);
@@ -149,7 +152,7 @@ class Cdp {
 
 Deno.test({
   name:
-    "browser: the esbuild bundle runs in headless Chromium; the page's greedy tokens, dense and tiered SWA under a GPU KV budget, equal the Deno run's; a screenshot is written",
+    "browser: the esbuild bundle runs in headless Chromium; the page's greedy tokens (a streamed run, the 8 shared greedy prompts, tiered SWA under a GPU KV budget) equal the Deno engine's; a screenshot is written",
   ignore: !chromium || !HAS_GPU,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -169,6 +172,22 @@ Deno.test({
     const g = m.generate(PROMPT, { maxTokens: TOKENS, temperature: 0 });
     for await (const _ of g) { /* drain */ }
     const want = (await g.result).ids;
+    // The shared greedy prompts (q8_0 fixture), 32 tokens each.
+    const prompts: number[][] = hasShared("fixtures/greedy-austen.json")
+      ? JSON.parse(
+        await Deno.readTextFile(sharedPath("fixtures/greedy-austen.json")),
+      ).variants.q8_0.map((v: { prompt_ids: number[] }) => v.prompt_ids)
+      : [];
+    const wantShared: number[][] = [];
+    for (const ids of prompts) {
+      const s = m.generate(ids, {
+        maxTokens: 32,
+        temperature: 0,
+        stopAtEos: false,
+      });
+      for await (const _ of s) { /* drain */ }
+      wantShared.push((await s.result).ids);
+    }
     m.dispose();
     // And under a GPU KV budget with SWA: the tiered store spills to host.
     const tm = await loadModel(undefined, {
@@ -284,6 +303,16 @@ Deno.test({
       );
       assertEquals(ids, want, "the page's greedy tokens");
       assert((text as string).startsWith(PROMPT));
+      for (const [i, p] of prompts.entries()) {
+        assertEquals(
+          await evaluate(`window.alisa.generateIds(${JSON.stringify(p)}, 32)`),
+          wantShared[i],
+          `shared greedy prompt ${i}`,
+        );
+      }
+      console.log(
+        `browser: ${prompts.length} shared greedy prompts x 32 tokens equal the Deno engine's`,
+      );
       // Tiered SWA in the page: reload under the budget, generate again.
       await evaluate(`document.getElementById("budget").value = "${BUDGET}";
         document.getElementById("policy").value = "swa";
