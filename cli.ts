@@ -12,7 +12,8 @@
  * deno run -A cli.ts serve [MODEL] [--port 8080] [--max-batch 8]
  * ```
  *
- * MODEL is a `.gguf` file (path or URL) or a Hugging Face directory.
+ * MODEL is a `.gguf` file (path, URL or `hf://owner/repo/file.gguf`; URLs
+ * are downloaded once into the cache) or a Hugging Face directory.
  *
  * @module
  */
@@ -25,6 +26,7 @@ import { demoCommand, generateCommand } from "./src/cli/generate.ts";
 import { evalCommand } from "./src/cli/eval.ts";
 import { serveCommand } from "./src/cli/serve.ts";
 import { chatCommand } from "./src/cli/chat.ts";
+import { cacheCommand, localModel } from "./src/cli/cache.ts";
 
 const USAGE = `usage: alisa <command> [options]
 
@@ -58,6 +60,9 @@ commands:
                            an OpenAI-compatible server (/v1/chat/completions,
                            /v1/completions, /v1/models, /health); concurrent
                            requests share decode steps (serve --help)
+  cache ls | rm URL... | --all [--cache-dir DIR]
+                           the download cache of model URLs (http(s)://,
+                           hf://owner/repo/file.gguf)
 
 options:
   -h, --help               show this help`;
@@ -79,7 +84,7 @@ async function inspect(args: string[]): Promise<number> {
     console.error("usage: alisa inspect MODEL [--json]");
     return 2;
   }
-  const model = await openModelFile(positionals[0]);
+  const model = await openModelFile(await localModel(positionals[0]));
   try {
     const report = inspectReport(model);
     console.log(
@@ -183,6 +188,8 @@ export async function main(args: string[]): Promise<number> {
         return await serveCommand(rest);
       case "chat":
         return await chatCommand(rest);
+      case "cache":
+        return await cacheCommand(rest);
       case undefined:
       case "-h":
       case "--help":

@@ -53,6 +53,9 @@ const result = await esbuild.build({
     },
   }],
   loader: { ".wgsl": "text" },
+  // The Deno-only download cache (src/platform/cache.ts) is imported
+  // dynamically, only when a `cache` option is given; never in a page.
+  external: ["node:*"],
   // The Wasm loader's `new URL("alisa_wasm_bg.wasm", import.meta.url)`
   // stays relative to the bundle; the file is copied beside it.
   metafile: true,

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { localModel } from "./cache.ts";
 import { parseArgs } from "node:util";
 import { defaultModelPath } from "../api/default_model.ts";
 import { openModelFile } from "../formats/model_file.ts";
@@ -262,7 +263,7 @@ export async function evalCommand(args: string[]): Promise<number> {
       console.log(EVAL_USAGE);
       return 0;
     }
-    a = parsed;
+    a = { ...parsed, model: await localModel(parsed.model) };
     const built = await buildWindows(a);
     windows = built.windows;
     // The device's limits come from the adapter: no device, no allocation.

@@ -8,6 +8,7 @@ import { parseArgs } from "node:util";
 import { type GenerateOptions, loadModel, type Model } from "../api/model.ts";
 import { defaultModelPath } from "../api/default_model.ts";
 import { checkGenerateValues } from "./generate_args.ts";
+import { localModel } from "./cache.ts";
 import { isArgError, joinNegativeValues } from "./options.ts";
 import type { KvStepStats } from "../kv/store.ts";
 import { formatKvStats, formatSchedulerProfile } from "./kv_report.ts";
@@ -123,6 +124,7 @@ async function stream(
 export async function generateCommand(args: string[]): Promise<number> {
   let values, positionals;
   let checked: Awaited<ReturnType<typeof checkGenerateValues>>;
+  let path: string;
   try {
     ({ values, positionals } = parseArgs({
       args: joinNegativeValues(args, NUMERIC_OPTIONS),
@@ -156,16 +158,13 @@ export async function generateCommand(args: string[]): Promise<number> {
       console.error(GENERATE_USAGE);
       return 2;
     }
-    checked = await checkGenerateValues(
-      values,
-      positionals[0] ?? defaultModelPath(),
-    );
+    path = await localModel(positionals[0] ?? defaultModelPath());
+    checked = await checkGenerateValues(values, path);
   } catch (e) {
     if (!isArgError(e)) throw e;
     console.error(`error: ${e.message}\n(alisa generate --help for usage)`);
     return 2;
   }
-  const path = positionals[0] ?? defaultModelPath();
   const model = await loadModel(path, {
     contextLength: checked.contextLength,
     onProgress: progressBar(),

@@ -13,6 +13,7 @@ import { openModelFile } from "../formats/model_file.ts";
 import { intOption } from "./options.ts";
 import { kvOptions } from "./kv_report.ts";
 import { isArgError } from "./options.ts";
+import { localModel } from "./cache.ts";
 
 /** Usage of `alisa serve`. */
 export const SERVE_USAGE = `usage: alisa serve [MODEL] [options]
@@ -66,6 +67,7 @@ export async function loadServingModel(
   },
   defaultBatch: number,
 ): Promise<{ model: Model; template: string | undefined }> {
+  path = await localModel(path);
   const kv = kvOptions(values);
   const maxBatch = intOption(values["max-batch"], "max-batch", 1, 256) ??
     defaultBatch;

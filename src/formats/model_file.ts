@@ -28,6 +28,7 @@
  * @module
  */
 import { isDirectory as isDir } from "../platform/fs.ts";
+import type { CacheOptions } from "../platform/cache.ts";
 import type { ByteSourceInput } from "./byte_source.ts";
 import {
   checkTensors,
@@ -77,6 +78,14 @@ export interface ModelFile {
 export interface OpenModelOptions extends HfOpenOptions {
   /** Skip the check that every expected tensor exists with its shape. */
   skipTensorCheck?: boolean;
+  /**
+   * Deno: download an `http(s)://` or `hf://` model once into the cache
+   * (`src/platform/cache.ts`) and read it from disk, instead of range
+   * requests on every load. `true` uses the default directory.
+   */
+  cache?: boolean | CacheOptions;
+  /** Base URL of `hf://` models (default `$HF_ENDPOINT` or https://huggingface.co). */
+  hfEndpoint?: string;
 }
 
 class GgufModelFile implements ModelFile {
@@ -147,6 +156,28 @@ class HfModelFile implements ModelFile {
   }
 }
 
+/**
+ * `hf://` URLs as download URLs, and, with `options.cache`, URLs as the
+ * path of their cached copy (downloaded first if needed).
+ */
+async function resolveUrl(
+  input: ByteSourceInput,
+  options: OpenModelOptions,
+): Promise<ByteSourceInput> {
+  if (typeof input !== "string" && !(input instanceof URL)) return input;
+  const s = String(input);
+  if (!/^(https?|hf):\/\//.test(s)) return input;
+  if (!options.cache && !s.startsWith("hf://")) return input;
+  // Deno only (node:crypto, the file system): loaded when asked for.
+  const cache = await import("../platform/cache.ts");
+  const url = cache.resolveHfUrl(s, options.hfEndpoint);
+  if (!options.cache) return url;
+  return await cache.cachedDownload(
+    url,
+    options.cache === true ? {} : options.cache,
+  );
+}
+
 async function isDirectory(input: ByteSourceInput): Promise<boolean> {
   if (typeof input !== "string" && !(input instanceof URL)) return false;
   if (/^https?:/.test(String(input))) return false;
@@ -162,6 +193,7 @@ export async function openModelFile(
   input: ByteSourceInput,
   options: OpenModelOptions = {},
 ): Promise<ModelFile> {
+  input = await resolveUrl(input, options);
   if (await isDirectory(input)) {
     const dir = String(input);
     let hf: HfModelDir;
