@@ -115,9 +115,30 @@ class Cdp {
     number,
     { res: (v: Record<string, unknown>) => void; rej: (e: Error) => void }
   >();
+  /** The page's uncaught exceptions and console errors, for failure messages. */
+  readonly pageErrors: string[] = [];
+
   private constructor(private readonly ws: WebSocket) {
+    ws.onclose = () => {
+      for (const w of this.waiting.values()) {
+        w.rej(new Error("Chromium closed the DevTools connection"));
+      }
+      this.waiting.clear();
+    };
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
+      if (m.method === "Runtime.exceptionThrown") {
+        const d = m.params.exceptionDetails;
+        this.pageErrors.push(d.exception?.description ?? d.text);
+      } else if (
+        m.method === "Runtime.consoleAPICalled" && m.params.type === "error"
+      ) {
+        this.pageErrors.push(
+          m.params.args.map((a: { value?: unknown; description?: string }) =>
+            a.value ?? a.description
+          ).join(" "),
+        );
+      }
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
@@ -135,14 +156,25 @@ class Cdp {
     return new Cdp(ws);
   }
 
+  /** A command; rejected after `ms` without an answer. */
   send(
     method: string,
     params: Record<string, unknown> = {},
     sessionId?: string,
+    ms = 300_000,
   ): Promise<Record<string, unknown>> {
     const id = ++this.id;
     this.ws.send(JSON.stringify({ id, method, params, sessionId }));
-    return new Promise((res, rej) => this.waiting.set(id, { res, rej }));
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        rej(new Error(`${method}: no answer from Chromium in ${ms / 1000} s`));
+      }, ms);
+      this.waiting.set(id, {
+        res: (v) => (clearTimeout(timer), res(v)),
+        rej: (e) => (clearTimeout(timer), rej(e)),
+      });
+    });
   }
 
   close() {
@@ -232,10 +264,14 @@ Deno.test({
       let log = "", ws = "";
       const t0 = Date.now();
       while (!ws) {
-        const { value, done } = await reader.read();
-        if (done || Date.now() - t0 > 30_000) {
-          throw new Error(`Chromium did not start:\n${log}`);
-        }
+        const left = 60_000 - (Date.now() - t0);
+        const { value, done } = await Promise.race([
+          reader.read(),
+          new Promise<{ value: undefined; done: true }>((r) =>
+            setTimeout(() => r({ value: undefined, done: true }), left)
+          ),
+        ]);
+        if (done) throw new Error(`Chromium did not start in 60 s:\n${log}`);
         log += value;
         ws = /DevTools listening on (ws:\/\/\S+)/.exec(log)?.[1] ?? "";
       }
@@ -250,6 +286,7 @@ Deno.test({
         targetId,
         flatten: true,
       }) as { sessionId: string };
+      await cdp.send("Runtime.enable", {}, sessionId);
       const evaluate = async (expression: string) => {
         const r = await cdp!.send("Runtime.evaluate", {
           expression,
@@ -275,7 +312,13 @@ Deno.test({
               `the page failed: ${await evaluate("window.alisa.error")}`,
             );
           }
-          if (Date.now() - t > ms) throw new Error(`the page is still ${s}`);
+          if (Date.now() - t > ms) {
+            throw new Error(
+              `the page is still ${s} after ${ms / 1000} s; its errors: ${
+                cdp!.pageErrors.join(" | ") || "none"
+              }`,
+            );
+          }
           await new Promise((r) => setTimeout(r, 250));
         }
       };

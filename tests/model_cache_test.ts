@@ -27,7 +27,9 @@ import { runCli } from "./_cli.ts";
 const MODEL = await Deno.readFile(defaultModelPath());
 
 /** A file server for MODEL at /m.gguf and /owner/repo/resolve/main/m.gguf. */
-function server(opts: { dropAfter?: number; noRange?: boolean } = {}) {
+function server(
+  opts: { dropAfter?: number; noRange?: boolean; noEtag?: boolean } = {},
+) {
   const state = { bytes: 0, requests: 0, ranges: 0, drops: 0 };
   let dropAfter = opts.dropAfter;
   const ac = new AbortController();
@@ -44,10 +46,16 @@ function server(opts: { dropAfter?: number; noRange?: boolean } = {}) {
     state.requests++;
     let start = 0;
     const range = /^bytes=(\d+)-$/.exec(req.headers.get("range") ?? "");
-    const headers: Record<string, string> = { etag: '"v1"' };
+    const headers: Record<string, string> = opts.noEtag ? {} : { etag: '"v1"' };
     let status = 200;
     if (range && !opts.noRange) {
       start = Number(range[1]);
+      if (start >= MODEL.length) {
+        return new Response(null, {
+          status: 416,
+          headers: { "content-range": `bytes */${MODEL.length}` },
+        });
+      }
       status = 206;
       state.ranges++;
       headers["content-range"] = `bytes ${start}-${
@@ -121,6 +129,7 @@ Deno.test("cache: download once, then zero bytes; a dropped connection resumes; 
     await f.seek(1000, Deno.SeekMode.Start);
     await f.write(new Uint8Array([0xff ^ MODEL[1000]]));
     f.close();
+    await Deno.utime(path, new Date(), new Date(Date.now() - 5000));
     await cachedDownload(url, { dir });
     assertEquals(a.state.bytes, 2 * MODEL.length);
     assertEquals(await sha(await Deno.readFile(path)), want);
@@ -139,17 +148,59 @@ Deno.test("cache: download once, then zero bytes; a dropped connection resumes; 
     assert(b.state.bytes >= MODEL.length + 2_900_000, `${b.state.bytes}`);
     await b.close();
 
-    // A dead server: a clear error naming the URL, what arrived kept.
+    // No ETag: nothing to validate a resumed range against, so a dropped
+    // download starts over rather than stitching two versions.
+    const c = server({ dropAfter: 2_000_000, noEtag: true });
+    const p3 = await cachedDownload(`${c.base}/m.gguf`, { dir });
+    assertEquals(await sha(await Deno.readFile(p3)), want);
+    assertEquals(c.state.ranges, 0);
+    await c.close();
+
+    // Two loads of one URL at once: one downloads, the other waits and
+    // reads the finished entry.
+    const d = server();
+    const both = await Promise.all([
+      cachedDownload(`${d.base}/m.gguf`, { dir }),
+      cachedDownload(`${d.base}/m.gguf`, { dir }),
+    ]);
+    assertEquals(both[0], both[1]);
+    assertEquals(d.state.bytes, MODEL.length);
+    assertEquals(await sha(await Deno.readFile(both[0])), want);
+
+    // A partial file longer than the server's (416 to its range): the
+    // entry starts over instead of failing for good.
+    const long = `${d.base}/owner/repo/resolve/main/m.gguf`;
+    const key = (await listCache({ dir })).length;
+    await cachedDownload(long, { dir });
+    const entry = (await listCache({ dir })).find((e) => e.url === long)!;
+    const meta = JSON.parse(
+      await Deno.readTextFile(entry.path.replace(/data$/, "meta.json")),
+    );
+    await Deno.rename(entry.path, `${entry.path}.part`);
+    await Deno.writeFile(`${entry.path}.part`, new Uint8Array(10), {
+      append: true,
+    });
+    await Deno.writeTextFile(
+      entry.path.replace(/data$/, "meta.json"),
+      JSON.stringify({ ...meta, complete: false }),
+    );
+    const sent = d.state.bytes;
+    await cachedDownload(long, { dir });
+    assertEquals(d.state.bytes, sent + MODEL.length);
+    assert(key > 0);
+    await d.close();
+
+    // A dead server: a clear error naming the URL.
     await assertRejects(
       () => cachedDownload("http://127.0.0.1:9/m.gguf", { dir, retries: 1 }),
-      TypeError,
+      Error,
       "the download failed after 2 attempts",
     );
     const entries = await listCache({ dir });
-    assertEquals(entries.filter((e) => e.complete).length, 2);
+    assertEquals(entries.filter((e) => e.complete).length, 5);
     assertEquals(await removeFromCache([url], { dir }), 1);
     assertEquals((await listCache({ dir })).some((e) => e.url === url), false);
-    assertEquals(await removeFromCache("all", { dir }), 2);
+    assertEquals(await removeFromCache("all", { dir }), 5);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -172,6 +223,21 @@ Deno.test("hf:// URLs: owner/repo[@revision]/path against the endpoint", () => {
     err = (e as Error).message;
   }
   assertStringIncludes(err, "hf://owner/repo[@revision]/path/to/file");
+  for (
+    const bad of [
+      "hf://o/r/../../x/m.gguf",
+      "hf://o/r/m.gguf?x=1",
+      "hf://o/r//m.gguf",
+    ]
+  ) {
+    let msg = "";
+    try {
+      resolveHfUrl(bad, "http://mirror");
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assertStringIncludes(msg, "no empty, . or .. parts", bad);
+  }
 });
 
 Deno.test({

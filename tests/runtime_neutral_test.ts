@@ -34,9 +34,25 @@ Deno.test("library code outside src/cli and src/platform uses no Deno or node: A
     for (const m of c.matchAll(/\bDeno\.([A-Za-z]+)/g)) {
       if (m[1] !== "FsFile") offenders.push(`${rel}: Deno.${m[1]}`);
     }
-    for (const m of c.matchAll(/from\s+["'](node:[^"']+)["']/g)) {
-      offenders.push(`${rel}: ${m[1]}`);
+    for (const m of c.matchAll(/\bDeno\s*\?\.\s*([A-Za-z]+)/g)) {
+      offenders.push(`${rel}: Deno?.${m[1]}`);
     }
+    for (
+      const m of c.matchAll(
+        /(?:from\s*|import\s*\(\s*|import\s+)["'](node:[^"']+)["']/g,
+      )
+    ) offenders.push(`${rel}: ${m[1]}`);
+    for (
+      const m of c.matchAll(
+        /globalThis\s*(?:\.\s*Deno|\[\s*["']Deno["']\s*\])/g,
+      )
+    ) {
+      offenders.push(`${rel}: ${m[0]}`);
+    }
+    if (/[=(,]\s*Deno\s*[;),]/.test(c)) {
+      offenders.push(`${rel}: Deno as a value`);
+    }
+    if (/\.\s*Deno\b/.test(c)) offenders.push(`${rel}: a .Deno property`);
   }
   assertEquals(offenders, []);
   assertEquals(files > 50, true, `${files} files scanned`);

@@ -62,6 +62,16 @@ const result = await esbuild.build({
   logLevel: "warning",
 });
 await esbuild.stop();
+// A page cannot load a module with a static node: import (the Deno-only
+// download cache must stay behind its dynamic import).
+const out = await Deno.readTextFile(new URL("alisa.js", dist));
+const nodeImport = /^\s*import[^;]*from\s*["']node:[^"']+["']/m.exec(out);
+if (nodeImport) {
+  console.error(
+    `the bundle imports a node: module statically: ${nodeImport[0]}`,
+  );
+  Deno.exit(1);
+}
 await Deno.copyFile(
   new URL("wasm/pkg/alisa_wasm_bg.wasm", root),
   new URL("alisa_wasm_bg.wasm", dist),

@@ -88,7 +88,10 @@ export async function cacheCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (sub === "rm" && (rest.length > 0) !== (values.all ?? false)) {
-    const n = await removeFromCache(values.all ? "all" : rest, dir);
+    const n = await removeFromCache(
+      values.all ? "all" : rest.map((u) => resolveHfUrl(u)),
+      dir,
+    );
     console.log(`removed ${n} ${n === 1 ? "entry" : "entries"}`);
     return 0;
   }

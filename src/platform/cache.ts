@@ -25,7 +25,29 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+/** node:crypto's SHA-256, loaded when first needed (Deno only; never in a page). */
+async function sha256(): Promise<
+  { update(b: Uint8Array | string): unknown; digest(enc: "hex"): string }
+> {
+  const { createHash } = await import("node:crypto");
+  return createHash("sha256");
+}
+
+/** Deno, or a TypeError saying the cache needs it. */
+function denoOrThrow(): typeof Deno {
+  const d = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (!d?.open) {
+    throw new TypeError(
+      "the model cache needs Deno's file system: in a browser, load the URL without the cache option",
+    );
+  }
+  return d;
+}
+
+/** An error while downloading (the network or the server, not the caller's arguments). */
+export class DownloadError extends Error {
+  override name = "DownloadError";
+}
 
 /** Options of {@linkcode cachedDownload}. */
 export interface CacheOptions {
@@ -53,16 +75,20 @@ export interface CacheEntry {
 
 interface Meta {
   url: string;
+  /** The server's strong ETag, the validator of a resumed download. */
   etag: string | null;
   size: number | null;
   sha256: string | null;
+  /** The data file's mtime (ms) when its hash was last checked. */
+  mtime?: number | null;
   complete: boolean;
 }
 
 /** The cache directory for `options`. */
 export function cacheDir(options: { dir?: string } = {}): string {
   if (options.dir) return options.dir;
-  const env = (k: string) => Deno.env.get(k);
+  const d = denoOrThrow();
+  const env = (k: string) => d.env.get(k);
   const explicit = env("ALISA_CACHE");
   if (explicit) return explicit;
   const xdg = env("XDG_CACHE_HOME");
@@ -88,20 +114,32 @@ export function resolveHfUrl(url: string, endpoint?: string): string {
       `${url}: an hf:// URL is hf://owner/repo[@revision]/path/to/file`,
     );
   }
-  const base = (endpoint ?? Deno.env.get("HF_ENDPOINT") ??
+  const env = (globalThis as { Deno?: typeof Deno }).Deno?.env;
+  const base = (endpoint ?? env?.get("HF_ENDPOINT") ??
     "https://huggingface.co").replace(/\/+$/, "");
   const [, owner, repo, rev = "main", path] = m;
+  if (
+    [owner, repo, rev, ...path.split("/")].some((p) =>
+      p === "." || p === ".." || p === ""
+    ) || /[?#\\]/.test(url)
+  ) {
+    throw new TypeError(
+      `${url}: an hf:// URL names a file in a repository: no empty, . or .. parts, ? or #`,
+    );
+  }
   return `${base}/${owner}/${repo}/resolve/${encodeURIComponent(rev)}/${path}`;
 }
 
 /** The folder name of a URL's entry. */
-export function cacheKey(url: string): string {
-  return createHash("sha256").update(url).digest("hex").slice(0, 32);
+export async function cacheKey(url: string): Promise<string> {
+  const h = await sha256();
+  h.update(url);
+  return h.digest("hex").slice(0, 32);
 }
 
 /** SHA-256 of a file, streamed. */
 async function fileSha256(path: string): Promise<string> {
-  const h = createHash("sha256");
+  const h = await sha256();
   using f = await Deno.open(path, { read: true });
   for await (const chunk of f.readable) h.update(chunk);
   return h.digest("hex");
@@ -131,22 +169,75 @@ async function size(path: string): Promise<number | null> {
 /**
  * The local path of `url`'s content: from the cache when a checked complete
  * entry exists (no network), else downloaded into it first (resuming what
- * an earlier attempt left).
+ * an earlier attempt left). Two processes loading the same URL take turns
+ * (a lock file); the second finds the entry complete.
  */
 export async function cachedDownload(
   url: string,
   options: CacheOptions = {},
 ): Promise<string> {
+  denoOrThrow();
   const root = cacheDir(options);
-  const dir = `${root}/${cacheKey(url)}`;
+  const dir = `${root}/${await cacheKey(url)}`;
   await Deno.mkdir(dir, { recursive: true });
+  const unlock = await lock(`${dir}/lock`);
+  try {
+    return await download(url, dir, options);
+  } finally {
+    unlock();
+  }
+}
+
+/** Takes `path` as a lock (waits while another live process holds it). */
+async function lock(path: string): Promise<() => void> {
+  for (let waited = 0;; waited += 250) {
+    try {
+      const f = await Deno.open(path, { write: true, createNew: true });
+      // The holder touches it while it works; a lock untouched for 60 s
+      // was left by a process that died.
+      const beat = setInterval(() => {
+        Deno.utime(path, new Date(), new Date()).catch(() => {});
+      }, 5000);
+      return () => {
+        clearInterval(beat);
+        f.close();
+        Deno.removeSync(path);
+      };
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+      const st = await Deno.stat(path).catch(() => null);
+      if (st?.mtime && Date.now() - st.mtime.getTime() > 60_000) {
+        await Deno.remove(path).catch(() => {});
+        continue;
+      }
+      if (waited > 30 * 60_000) {
+        throw new DownloadError(
+          `${path}: another download has held the cache entry for 30 minutes`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function download(
+  url: string,
+  dir: string,
+  options: CacheOptions,
+): Promise<string> {
   const data = `${dir}/data`, part = `${dir}/data.part`;
   let meta = await readMeta(dir);
   if (meta?.url === url && meta.complete) {
-    if (
-      (await size(data)) === meta.size && meta.sha256 &&
-      (await fileSha256(data)) === meta.sha256
-    ) return data;
+    const st = await Deno.stat(data).catch(() => null);
+    if (st && st.size === meta.size && meta.sha256) {
+      // Unchanged since its hash was checked: trusted without rehashing.
+      const mtime = st.mtime?.getTime() ?? null;
+      if (mtime !== null && mtime === meta.mtime) return data;
+      if ((await fileSha256(data)) === meta.sha256) {
+        await writeMeta(dir, { ...meta, mtime });
+        return data;
+      }
+    }
     // Truncated or corrupted: fetched again.
     await Deno.remove(data).catch(() => {});
     meta = null;
@@ -160,11 +251,23 @@ export async function cachedDownload(
   const retries = options.retries ?? 5;
   let lastError: unknown = null;
   for (let attempt = 0; attempt <= retries; attempt++) {
-    const have: number = (await size(part)) ?? 0;
-    const headers: Record<string, string> = {};
+    if (attempt > 0) {
+      await new Promise((r) =>
+        setTimeout(r, Math.min(8000, 250 * 2 ** attempt))
+      );
+    }
+    let have: number = (await size(part)) ?? 0;
+    // Resume only against a strong ETag: without one, a file that changed
+    // on the server could be stitched from two versions.
+    const strong = meta.etag !== null && !meta.etag.startsWith("W/");
+    if (have > 0 && !strong) {
+      await Deno.remove(part).catch(() => {});
+      have = 0;
+    }
+    const headers: Record<string, string> = { "accept-encoding": "identity" };
     if (have > 0) {
       headers.range = `bytes=${have}-`;
-      if (meta.etag) headers["if-range"] = meta.etag;
+      headers["if-range"] = meta.etag!;
     }
     let res: Response;
     try {
@@ -173,24 +276,52 @@ export async function cachedDownload(
       lastError = e;
       continue;
     }
-    if (res.status === 416 && have > 0 && have === meta.size) {
+    if (res.status === 416) {
+      // The part is not a prefix of what the server has now: start over.
       await res.body?.cancel();
-    } else if (!res.ok) {
+      await Deno.remove(part).catch(() => {});
+      meta = { ...meta, etag: null, size: null };
+      lastError = new DownloadError(`${url}: HTTP 416 for a resumed range`);
+      continue;
+    }
+    if (res.status >= 500) {
       await res.body?.cancel();
-      throw new TypeError(`${url}: HTTP ${res.status} ${res.statusText}`);
-    } else {
-      const resumed: boolean = res.status === 206 && have > 0;
-      const etag = res.headers.get("etag");
-      let total: number | null = null;
-      const range = /\/(\d+)$/.exec(res.headers.get("content-range") ?? "");
-      if (range) total = Number(range[1]);
-      else if (res.headers.get("content-length") !== null) {
-        total = Number(res.headers.get("content-length")) +
-          (resumed ? have : 0);
-      }
-      meta = { ...meta, etag: etag ?? meta.etag, size: total ?? meta.size };
-      await writeMeta(dir, meta);
-      // 200 to a range request: no range support, or a changed file.
+      lastError = new DownloadError(
+        `${url}: HTTP ${res.status} ${res.statusText}`,
+      );
+      continue;
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      if (!have) await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw new DownloadError(`${url}: HTTP ${res.status} ${res.statusText}`);
+    }
+    const cr = /^bytes (\d+)-\d+\/(\d+)$/.exec(
+      res.headers.get("content-range") ?? "",
+    );
+    // A 206 must continue exactly where the part ends; anything else (a
+    // 200, a wrong range) is the whole file from byte 0.
+    const resumed: boolean = res.status === 206 && have > 0 && !!cr &&
+      Number(cr[1]) === have && have < Number(cr[2]);
+    if (res.status === 206 && !resumed) {
+      await res.body?.cancel();
+      await Deno.remove(part).catch(() => {});
+      meta = { ...meta, etag: null, size: null };
+      lastError = new DownloadError(
+        `${url}: the server answered another range`,
+      );
+      continue;
+    }
+    const etag = res.headers.get("etag");
+    let total: number | null = null;
+    if (cr) total = Number(cr[2]);
+    else if (res.headers.get("content-length") !== null) {
+      total = Number(res.headers.get("content-length"));
+    }
+    meta = { ...meta, etag: resumed ? meta.etag : etag, size: total };
+    await writeMeta(dir, meta);
+    {
+      // Written in its own scope: the file is closed before the rename.
       using f = await Deno.open(part, {
         write: true,
         create: true,
@@ -216,7 +347,7 @@ export async function cachedDownload(
         continue;
       }
       if (meta.size !== null && loaded !== meta.size) {
-        lastError = new TypeError(
+        lastError = new DownloadError(
           `${url}: the body ended after ${loaded} of ${meta.size} bytes`,
         );
         continue;
@@ -225,13 +356,15 @@ export async function cachedDownload(
     const got = (await size(part)) ?? 0;
     const sha256 = await fileSha256(part);
     await Deno.rename(part, data);
-    await writeMeta(dir, { ...meta, size: got, sha256, complete: true });
+    const mtime = (await Deno.stat(data)).mtime?.getTime() ?? null;
+    await writeMeta(dir, { ...meta, size: got, sha256, mtime, complete: true });
     return data;
   }
-  throw new TypeError(
+  const kept = (await size(part)) ?? 0;
+  throw new DownloadError(
     `${url}: the download failed after ${retries + 1} attempts: ${
       (lastError as Error)?.message ?? lastError
-    } (what arrived is kept; the next load resumes it)`,
+    }${kept ? ` (${kept} bytes kept; the next load resumes them)` : ""}`,
   );
 }
 
