@@ -34,6 +34,7 @@ import type { PolicySpec } from "../sparse/spec.ts";
 import type { KvStepStats } from "../kv/store.ts";
 import { PagedAllocator } from "../kv/paged.ts";
 import { sample, seededRandom } from "./sampling.ts";
+import { prefill } from "./prefill.ts";
 import type {
   FinishReason,
   GeneratedPiece,
@@ -297,10 +298,17 @@ export class Batcher {
     try {
       // Each request's first token streams as soon as its prompt's last
       // step is done.
-      await this.prefill(admitted, (r, x) => {
-        r.tFirst = performance.now();
-        this.accept(r, x);
-      });
+      await prefill(
+        this.engine,
+        admitted.map((r) => ({ slot: r.slot, ids: r.promptIds })),
+        admitted.every((r) => r.greedy),
+        (i, x) => {
+          admitted[i].tFirst = performance.now();
+          this.accept(admitted[i], x);
+        },
+        // Requests that already ended (one token, a stop) left their slots.
+        (i) => !admitted[i].finish,
+      );
     } catch (e) {
       for (const r of admitted) this.fail(r, e);
     }
@@ -318,79 +326,6 @@ export class Batcher {
     const finals = [...this.running.values(), r].map(final);
     return r.promptIds.length <= kv.maxWorkingRows &&
       kv.workingRows(this.engine.policy, finals) <= kv.maxWorkingRows;
-  }
-
-  /**
-   * Prefills the prompts of `rs` (each in its slot) in steps of at most the
-   * engine's step size, each step's per-layer working set within the KV
-   * store's rows. `first` gets each request's first token (its id when
-   * all are greedy, else its logits) after the step holding its last
-   * prompt token.
-   */
-  private async prefill(
-    rs: Request[],
-    first: (r: Request, x: number | Float32Array) => void,
-  ): Promise<void> {
-    const engine = this.engine, kv = engine.kv;
-    for (const r of rs) kv.clear(r.slot);
-    const toks: (StepToken & { r: Request; last: boolean })[] = [];
-    for (const r of rs) {
-      r.promptIds.forEach((id, pos) =>
-        toks.push({
-          slot: r.slot,
-          pos,
-          id,
-          r,
-          last: pos === r.promptIds.length - 1,
-        })
-      );
-    }
-    const greedy = rs.every((r) => r.greedy);
-    const V = engine.config.vocabSize;
-    const T = Math.min(kv.stepTokens, engine.maxOut);
-    const rows = kv.maxWorkingRows;
-    for (let i = 0; i < toks.length;) {
-      // Take tokens while one layer's working set (every position up to
-      // each sequence's last token in the step) fits the pool.
-      const reach = new Map<number, number>();
-      let j = i, need = 0;
-      while (j < toks.length && j - i < T) {
-        const t = toks[j];
-        const add = t.pos + 1 - (reach.get(t.slot) ?? 0);
-        if (need + add > rows) {
-          if (j > i) break;
-          throw new RangeError(
-            `a prompt of ${t.r.promptIds.length} tokens does not fit the GPU KV budget's ${rows} rows (its prefill attends every position)`,
-          );
-        }
-        reach.set(t.slot, t.pos + 1);
-        need += add;
-        j++;
-      }
-      const chunk = toks.slice(i, j);
-      i = j;
-      const outRows = chunk.flatMap((t, k) => (t.last ? [k] : []));
-      const done: [Request, number | Float32Array][] = [];
-      if (greedy) {
-        const ids = await engine.stepArgmax(chunk, outRows, false);
-        outRows.forEach((k, n) => done.push([chunk[k].r, ids[n]]));
-      } else {
-        const l = await engine.stepLogits(chunk, outRows, false);
-        outRows.forEach((k, n) =>
-          done.push([chunk[k].r, l.slice(n * V, (n + 1) * V)])
-        );
-      }
-      for (const [r, x] of done) first(r, x);
-    }
-    // Requests that already ended (one token, a stop) left their slots.
-    const live = rs.filter((r) => !r.finish);
-    for (const r of live) kv.lengths[r.slot] = r.promptIds.length;
-    if (live.length) {
-      await engine.seedPolicy(
-        live.map((r) => r.slot),
-        live.map((r) => r.promptIds.length),
-      );
-    }
   }
 
   /** One decode step of every running request. */

@@ -36,7 +36,6 @@ import type { ByteSourceInput } from "../formats/byte_source.ts";
 import type { ModelConfig } from "../formats/config.ts";
 import { defaultModelPath } from "./default_model.ts";
 import { type Gpu, openGpu } from "../gpu/device.ts";
-import type { StepToken } from "../gpu/step.ts";
 import { type LlamaLoadOptions, LlamaModel } from "../model/llama.ts";
 import {
   type ModelFile,
@@ -45,6 +44,7 @@ import {
 } from "../formats/model_file.ts";
 import { checkSampling, type SamplingOptions } from "./sampling.ts";
 import { Batcher } from "./batcher.ts";
+import { prefill } from "./prefill.ts";
 import {
   type ChatMessage,
   ChatTemplate,
@@ -214,68 +214,6 @@ export class Model {
   }
 
   /**
-   * Prefills `seqs` (one per KV slot) in steps of at most the engine's
-   * step size, each step's per-layer working set within the KV store's
-   * rows, and returns the logits row or argmax of each sequence's last
-   * prompt token.
-   */
-  private async prefill(
-    seqs: number[][],
-    greedy: boolean,
-  ): Promise<(number | Float32Array)[]> {
-    const kv = this.engine.kv;
-    seqs.forEach((_, slot) => kv.clear(slot));
-    const toks: (StepToken & { seq: number; last: boolean })[] = [];
-    seqs.forEach((ids, slot) =>
-      ids.forEach((id, pos) =>
-        toks.push({ slot, pos, id, seq: slot, last: pos === ids.length - 1 })
-      )
-    );
-    const out: (number | Float32Array)[] = new Array(seqs.length);
-    const T = Math.min(this.engine.kv.stepTokens, this.engine.maxOut);
-    const rows = kv.maxWorkingRows;
-    for (let i = 0; i < toks.length;) {
-      // Take tokens while one layer's working set (every position up to
-      // each sequence's last token in the step) fits the pool.
-      const reach = new Map<number, number>();
-      let j = i, need = 0;
-      while (j < toks.length && j - i < T) {
-        const t = toks[j];
-        const add = t.pos + 1 - (reach.get(t.slot) ?? 0);
-        if (need + add > rows) {
-          if (j > i) break;
-          throw new RangeError(
-            `a prompt of ${
-              seqs[t.seq].length
-            } tokens does not fit the GPU KV budget's ${rows} rows (its prefill attends every position)`,
-          );
-        }
-        reach.set(t.slot, t.pos + 1);
-        need += add;
-        j++;
-      }
-      const chunk = toks.slice(i, j);
-      i = j;
-      const rowsOut = chunk.flatMap((t, r) => (t.last ? [r] : []));
-      const seqOf = rowsOut.map((r) => chunk[r].seq);
-      if (greedy) {
-        const ids = await this.engine.stepArgmax(chunk, rowsOut, false);
-        seqOf.forEach((s, j) => (out[s] = ids[j]));
-      } else {
-        const logits = await this.engine.stepLogits(chunk, rowsOut, false);
-        const V = this.config.vocabSize;
-        seqOf.forEach((s, j) => (out[s] = logits.slice(j * V, (j + 1) * V)));
-      }
-    }
-    seqs.forEach((ids, slot) => (kv.lengths[slot] = ids.length));
-    await this.engine.seedPolicy(
-      seqs.map((_, slot) => slot),
-      seqs.map((ids) => ids.length),
-    );
-    return out;
-  }
-
-  /**
    * Generates a continuation of `prompt` (text, encoded with BOS as the
    * model says, or token ids), streaming pieces of text. Calls made while
    * others run are batched with them (`src/api/batcher.ts`): each takes a
@@ -381,7 +319,13 @@ export class Model {
         maxTokens,
       );
       this.engine.kv.onStep = options.onStep ?? null;
-      const first = (await this.prefill(seqs, true)) as number[];
+      const first: number[] = new Array(seqs.length);
+      await prefill(
+        this.engine,
+        seqs.map((ids, slot) => ({ slot, ids })),
+        true,
+        (i, x) => (first[i] = x as number),
+      );
       const out = seqs.map((p, i) => ({ promptIds: p, ids: [first[i]] }));
       const eos = this.tokenizer.eos;
       const live = (i: number) =>
