@@ -154,6 +154,38 @@ export function configFromGguf(
     key("vocab_size"),
   );
   const names = new Set(tensors.map((t) => t.name));
+  // What this engine does not implement is refused here, at load, rather
+  // than falling back to plain RoPE or full attention: that would load
+  // and silently give wrong output.
+  if (names.has("rope_freqs.weight")) {
+    throw new TypeError(
+      "tensor rope_freqs.weight (Llama 3.1-style RoPE frequency scaling) is not supported yet",
+    );
+  }
+  const scaling = md.get(key("rope.scaling.type"));
+  if (scaling !== undefined && scaling !== "none") {
+    throw new TypeError(
+      `metadata ${key("rope.scaling.type")} = ${
+        JSON.stringify(scaling)
+      } (RoPE scaling) is not supported yet`,
+    );
+  }
+  const factor = md.get(key("rope.scaling.factor"));
+  if (factor !== undefined && factor !== 1 && factor !== 0) {
+    throw new TypeError(
+      `metadata ${
+        key("rope.scaling.factor")
+      } = ${factor} (RoPE scaling) is not supported yet`,
+    );
+  }
+  const window = md.get(key("attention.sliding_window"));
+  if (window !== undefined && window !== 0) {
+    throw new TypeError(
+      `metadata ${
+        key("attention.sliding_window")
+      } = ${window} (sliding-window attention) is not supported yet`,
+    );
+  }
   return checkConfig({
     arch,
     dim,
@@ -213,6 +245,36 @@ export function configFromHf(
       } is not supported yet`,
     );
   }
+  const ropeTheta = hfRopeTheta(json);
+  // Settings this engine does not implement: refused, never defaulted.
+  for (const k of ["hidden_act", "hidden_activation"]) {
+    const act = json[k];
+    if (act !== undefined && act !== null && act !== "silu") {
+      throw new TypeError(
+        `config.json ${k} ${
+          JSON.stringify(act)
+        } is not supported yet (silu only)`,
+      );
+    }
+  }
+  const partial = json.partial_rotary_factor;
+  if (partial !== undefined && partial !== null && partial !== 1) {
+    throw new TypeError(
+      `config.json partial_rotary_factor ${partial} (partial RoPE) is not supported yet`,
+    );
+  }
+  if (json.mlp_bias === true) {
+    throw new TypeError("config.json mlp_bias true is not supported yet");
+  }
+  const sw = json.sliding_window;
+  if (
+    typeof sw === "number" && json.use_sliding_window !== false &&
+    sw < Number(json.max_position_embeddings)
+  ) {
+    throw new TypeError(
+      `config.json sliding_window ${sw} (sliding-window attention) is not supported yet`,
+    );
+  }
   return checkConfig({
     arch,
     dim,
@@ -229,13 +291,57 @@ export function configFromHf(
       need("max_position_embeddings"),
       "max_position_embeddings",
     ),
-    ropeTheta: positiveNumber(json.rope_theta ?? 10000, "rope_theta"),
+    ropeTheta,
     ropeDim: headDim,
     ropeLayout,
     normEps: positiveNumber(need("rms_norm_eps"), "rms_norm_eps"),
     tiedEmbeddings: !names.has("output.weight"),
     attnBias: names.has("blk.0.attn_q.bias"),
   });
+}
+
+/**
+ * The RoPE base of a `config.json`: top-level `rope_theta`, or
+ * `rope_parameters` (transformers 5 keeps the RoPE settings there). A
+ * `rope_type` other than `default`, any other RoPE parameter, or two
+ * different bases are refused rather than read as the default base.
+ */
+export function hfRopeTheta(json: Record<string, unknown>): number {
+  const p = json.rope_parameters;
+  let theta = json.rope_theta;
+  if (p !== undefined && p !== null) {
+    if (typeof p !== "object" || Array.isArray(p)) {
+      throw new TypeError("config.json rope_parameters is not an object");
+    }
+    const rp = p as Record<string, unknown>;
+    const type = rp.rope_type ?? rp.type ?? "default";
+    if (type !== "default") {
+      throw new TypeError(
+        `config.json rope_parameters.rope_type ${
+          JSON.stringify(type)
+        } (RoPE scaling) is not supported yet`,
+      );
+    }
+    const other = Object.keys(rp).filter((k) =>
+      !["rope_type", "type", "rope_theta"].includes(k)
+    );
+    if (other.length) {
+      throw new TypeError(
+        `config.json rope_parameters ${other.join(", ")} ${
+          other.length === 1 ? "is" : "are"
+        } not supported yet`,
+      );
+    }
+    if (rp.rope_theta !== undefined) {
+      if (theta !== undefined && theta !== rp.rope_theta) {
+        throw new TypeError(
+          `config.json rope_theta ${theta} and rope_parameters.rope_theta ${rp.rope_theta} disagree`,
+        );
+      }
+      theta = rp.rope_theta;
+    }
+  }
+  return positiveNumber(theta ?? 10000, "rope_theta");
 }
 
 /** Tensors a model of `config` must have, with their row-major shapes. */
