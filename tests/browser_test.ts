@@ -54,6 +54,8 @@ function serveDir(dir: URL) {
     png: "image/png",
   };
   const ac = new AbortController();
+  /** Body bytes sent of .gguf files. */
+  const sent = { gguf: 0 };
   const server = Deno.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -91,6 +93,7 @@ function serveDir(dir: URL) {
           headers: { "content-range": `bytes */${body.length}` },
         });
       }
+      if (ext === "gguf") sent.gguf += end + 1 - start;
       return new Response(body.subarray(start, end + 1), {
         status: 206,
         headers: {
@@ -99,12 +102,14 @@ function serveDir(dir: URL) {
         },
       });
     }
+    if (ext === "gguf") sent.gguf += body.length;
     return new Response(body, { headers });
   });
   return {
     url: `http://127.0.0.1:${server.addr.port}/`,
     close: () => ac.abort(),
     server,
+    sent,
   };
 }
 
@@ -184,7 +189,7 @@ class Cdp {
 
 Deno.test({
   name:
-    "browser: the esbuild bundle runs in headless Chromium; the page's greedy tokens (a streamed run, the 8 shared greedy prompts, tiered SWA under a GPU KV budget) equal the Deno engine's; a screenshot is written",
+    "browser: the esbuild bundle runs in headless Chromium; the page's greedy tokens (a streamed run, the 8 shared greedy prompts, tiered SWA under a GPU KV budget) equal the Deno engine's; a cached model is fetched once; a screenshot is written",
   ignore: !chromium || !HAS_GPU,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -374,6 +379,31 @@ Deno.test({
         "tiered SWA tokens",
       );
       assert(/in host memory/.test(stats), stats);
+      // Cache Storage: the first load with the cache fetches the model once,
+      // the second reads no bytes from the server, and it generates the same.
+      const load = async () => {
+        await evaluate(`document.getElementById("budget").value = "";
+          document.getElementById("cache").checked = true;
+          document.getElementById("load").click();`);
+        await until(["ready"], 120_000);
+      };
+      const size = (await Deno.stat(new URL("dist/austen-5m-q8_0.gguf", page)))
+        .size;
+      let before = files.sent.gguf;
+      await load();
+      assertEquals(files.sent.gguf - before, size, "the first cached load");
+      before = files.sent.gguf;
+      await load();
+      assertEquals(files.sent.gguf - before, 0, "the second cached load");
+      if (prompts.length) {
+        assertEquals(
+          await evaluate(
+            `window.alisa.generateIds(${JSON.stringify(prompts[0])}, 8)`,
+          ),
+          wantShared[0].slice(0, 8),
+        );
+      }
+      console.log(`browser, Cache Storage: ${size} bytes once, then 0`);
       const shot = await cdp.send("Page.captureScreenshot", {
         format: "png",
       }, sessionId) as { data: string };

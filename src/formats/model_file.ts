@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { isDirectory as isDir } from "../platform/fs.ts";
+import { hasFileSystem, isDirectory as isDir } from "../platform/fs.ts";
 import type { CacheOptions } from "../platform/cache.ts";
 import type { ByteSourceInput } from "./byte_source.ts";
 import {
@@ -79,9 +79,10 @@ export interface OpenModelOptions extends HfOpenOptions {
   /** Skip the check that every expected tensor exists with its shape. */
   skipTensorCheck?: boolean;
   /**
-   * Deno: download an `http(s)://` or `hf://` model once into the cache
-   * (`src/platform/cache.ts`) and read it from disk, instead of range
-   * requests on every load. `true` uses the default directory.
+   * Download an `http(s)://` or `hf://` model once into the cache and read
+   * it from there, instead of range requests on every load: in Deno a
+   * directory (`src/platform/cache.ts`; `true` uses the default one), in a
+   * browser Cache Storage (`src/platform/browser_cache.ts`).
    */
   cache?: boolean | CacheOptions;
   /** Base URL of `hf://` models (default `$HF_ENDPOINT` or https://huggingface.co). */
@@ -172,10 +173,13 @@ async function resolveUrl(
   const cache = await import("../platform/cache.ts");
   const url = cache.resolveHfUrl(s, options.hfEndpoint);
   if (!options.cache) return url;
-  return await cache.cachedDownload(
-    url,
-    options.cache === true ? {} : options.cache,
-  );
+  const o = options.cache === true ? {} : options.cache;
+  if (!hasFileSystem()) {
+    // A browser: Cache Storage.
+    const { cachedBlob } = await import("../platform/browser_cache.ts");
+    return await cachedBlob(url, o);
+  }
+  return await cache.cachedDownload(url, o);
 }
 
 async function isDirectory(input: ByteSourceInput): Promise<boolean> {
