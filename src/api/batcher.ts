@@ -33,7 +33,7 @@ import type { StepToken } from "../gpu/step.ts";
 import type { PolicySpec } from "../sparse/spec.ts";
 import type { KvStepStats } from "../kv/store.ts";
 import { PagedAllocator } from "../kv/paged.ts";
-import { sample, seededRandom } from "./sampling.ts";
+import { argmax, sample, seededRandom } from "./sampling.ts";
 import { prefill } from "./prefill.ts";
 import type {
   FinishReason,
@@ -47,6 +47,8 @@ import type {
 interface Request {
   promptIds: number[];
   maxTokens: number;
+  /** Its length when done at the latest: min(context, prompt + maxTokens). */
+  finalLen: number;
   o: GenerateOptions;
   policy: Required<PolicySpec>;
   /** Planned on an idle engine at submission (the run starts with it). */
@@ -119,23 +121,19 @@ export class Batcher {
     const policy = engine.checkPolicy(
       o.policy ?? { name: "dense", sparsity: 0 },
     );
-    const genLen = Math.min(maxTokens, kv.ctx - promptIds.length);
+    const finalLen = Math.min(kv.ctx, promptIds.length + maxTokens);
     if (kv.allocator) {
-      const need = PagedAllocator.blocksFor(promptIds.length + genLen);
+      const need = PagedAllocator.blocksFor(finalLen);
       if (need > kv.allocator.blocks) {
         throw new RangeError(
           `the paged KV pool holds ${kv.allocator.blocks} blocks of 16 positions; this request needs ${need}: use a larger budget or a shorter request`,
         );
       }
     }
-    let planned = false;
-    if (!this.busy && !this.locked()) {
-      // An idle engine: plan the run for this request now, so a budget
-      // that cannot hold it is refused here, before anything runs.
-      engine.setPolicy(policy);
-      kv.planRun(engine.policy, [promptIds.length], genLen);
-      planned = true;
-    }
+    // An idle engine: the run is planned for this request now, so a
+    // budget that cannot hold it is refused here, before anything runs.
+    const planned = !this.busy && !this.locked();
+    if (planned) this.planRun(policy, promptIds.length, finalLen);
     let settle!: (r: GenerationResult) => void, fail!: (e: unknown) => void;
     const result = new Promise<GenerationResult>((res, rej) => {
       settle = res;
@@ -146,6 +144,7 @@ export class Batcher {
     const req: Request = {
       promptIds,
       maxTokens,
+      finalLen,
       o,
       policy,
       planned,
@@ -261,12 +260,7 @@ export class Batcher {
       if (this.running.size === 0 && !r.planned) {
         // A new run: this request's policy, planned for it alone.
         try {
-          engine.setPolicy(r.policy);
-          kv.planRun(
-            engine.policy,
-            [r.promptIds.length],
-            Math.min(r.maxTokens, kv.ctx - r.promptIds.length),
-          );
+          this.planRun(r.policy, r.promptIds.length, r.finalLen);
         } catch (e) {
           this.waiting.shift();
           this.fail(r, e);
@@ -276,9 +270,7 @@ export class Batcher {
       } else if (this.running.size > 0 && !samePolicy(r.policy, engine)) {
         break; // FIFO: it waits for the running ones to leave
       }
-      const full = PagedAllocator.blocksFor(
-        Math.min(kv.ctx, r.promptIds.length + r.maxTokens),
-      );
+      const full = PagedAllocator.blocksFor(r.finalLen);
       if (
         kv.allocator && this.running.size > 0 &&
         this.reservedBlocks + full > kv.allocator.blocks
@@ -314,6 +306,20 @@ export class Batcher {
     }
   }
 
+  /** Switches to `policy` and plans a run for one request (engine idle). */
+  private planRun(
+    policy: Required<PolicySpec>,
+    promptLen: number,
+    finalLen: number,
+  ): void {
+    this.engine.setPolicy(policy);
+    this.engine.kv.planRun(
+      this.engine.policy,
+      [promptLen],
+      finalLen - promptLen,
+    );
+  }
+
   /**
    * Whether a tiered store's pool holds `r` beside the running requests:
    * one layer's working set at everyone's final lengths (what `planRun`
@@ -321,9 +327,7 @@ export class Batcher {
    */
   private fits(r: Request): boolean {
     const kv = this.engine.kv;
-    const final = (x: Request) =>
-      Math.min(kv.ctx, x.promptIds.length + x.maxTokens);
-    const finals = [...this.running.values(), r].map(final);
+    const finals = [...this.running.values(), r].map((x) => x.finalLen);
     return r.promptIds.length <= kv.maxWorkingRows &&
       kv.workingRows(this.engine.policy, finals) <= kv.maxWorkingRows;
   }
@@ -431,9 +435,7 @@ export class Batcher {
       this.running.delete(r.slot);
       this.engine.kv.clear(r.slot);
       if (this.engine.kv.allocator) {
-        this.reservedBlocks -= PagedAllocator.blocksFor(
-          Math.min(this.engine.kv.ctx, r.promptIds.length + r.maxTokens),
-        );
+        this.reservedBlocks -= PagedAllocator.blocksFor(r.finalLen);
       }
     }
   }
@@ -443,13 +445,6 @@ function samePolicy(p: Required<PolicySpec>, engine: LlamaModel): boolean {
   const c = engine.policy;
   return p.name === c.name && p.sparsity === c.sparsity &&
     p.minBudget === c.minBudget;
-}
-
-/** The first index of the largest value (the GPU argmax's tie rule). */
-function argmax(a: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
-  return b;
 }
 
 /**

@@ -31,7 +31,8 @@
  */
 import type { ModelFile } from "../formats/model_file.ts";
 import type { Tokenizer } from "../tokenizer/tokenizer.ts";
-import { readTextFileOrNull } from "../platform/fs.ts";
+import { joinPath, readTextFileOrNull } from "../platform/fs.ts";
+import { readOptionalJson } from "../formats/json.ts";
 
 /** One chat message. */
 export interface ChatMessage {
@@ -239,19 +240,13 @@ export async function modelChatTemplate(
     return typeof t === "string" && t ? t : null;
   }
   if (file.hf) {
-    const dir = file.hf.dir.replace(/\/+$/, "");
-    const jinja = await readText(`${dir}/chat_template.jinja`);
+    const dir = file.hf.dir;
+    const jinja = await readTextFileOrNull(
+      joinPath(dir, "chat_template.jinja"),
+    );
     if (jinja) return jinja;
-    const cfg = await readText(`${dir}/tokenizer_config.json`);
-    if (!cfg) return null;
-    let t: unknown;
-    try {
-      t = JSON.parse(cfg).chat_template;
-    } catch (e) {
-      throw new SyntaxError(
-        `${dir}/tokenizer_config.json is not JSON: ${(e as Error).message}`,
-      );
-    }
+    const cfg = await readOptionalJson(joinPath(dir, "tokenizer_config.json"));
+    const t = cfg?.chat_template;
     if (typeof t === "string") return t || null;
     if (Array.isArray(t)) {
       // Named templates: [{ name: "default", template }, ...].
@@ -262,8 +257,6 @@ export async function modelChatTemplate(
   }
   return null;
 }
-
-const readText = readTextFileOrNull;
 
 /**
  * Token ids that end an assistant turn: EOS, GGUF's

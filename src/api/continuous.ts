@@ -19,6 +19,7 @@ import type { LlamaModel } from "../model/llama.ts";
 import { PagedAllocator } from "../kv/paged.ts";
 import type { KvStats, KvStepStats } from "../kv/store.ts";
 import type { PolicySpec } from "../sparse/spec.ts";
+import { argmax } from "./sampling.ts";
 
 /** Options of {@linkcode runContinuous}. */
 export interface ContinuousOptions {
@@ -230,11 +231,4 @@ export async function runContinuous(
     decodeSteps,
     kvStats: kv.stats(),
   };
-}
-
-/** The first index of the largest value (the GPU argmax's tie rule). */
-function argmax(a: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
-  return b;
 }

@@ -201,8 +201,9 @@ export class Model {
 
   /**
    * Runs `fn` with the engine to itself (the model's busy lock held), as
-   * scoring does: a `generate` started meanwhile throws instead of
-   * changing the engine's policy or KV under it.
+   * scoring does: it throws while generations run, and a `generate`
+   * started meanwhile waits for it instead of changing the engine's policy
+   * or KV under it.
    */
   async exclusive<T>(fn: (engine: LlamaModel) => Promise<T>): Promise<T> {
     this.acquire();
@@ -263,12 +264,10 @@ export class Model {
       addSpecial: false,
       parseSpecial: true,
     });
+    this.endOfTurn ??= endOfTurnIds(this.file, this.tokenizer);
     return this.generate(ids, {
       ...options,
-      stopIds: [
-        ...(options.stopIds ?? []),
-        ...endOfTurnIds(this.file, this.tokenizer),
-      ],
+      stopIds: [...(options.stopIds ?? []), ...this.endOfTurn],
     });
   }
 
@@ -288,6 +287,8 @@ export class Model {
 
   /** Compiled chat templates by source ("" for the model's own). */
   private readonly templates = new Map<string, ChatTemplate>();
+  /** The tokens that end a chat turn (found once). */
+  private endOfTurn: number[] | null = null;
 
   /**
    * Greedy generation of several sequences at once, each in its own KV

@@ -67,6 +67,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** The first index of the largest value (the GPU argmax's tie rule). */
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) {
+    if (logits[i] > logits[best]) best = i;
+  }
+  return best;
+}
+
 /**
  * Samples a token from one row of logits. Candidates are sorted by logit
  * (ties: lower id first), cut by top-k, turned into probabilities at the
@@ -78,13 +87,7 @@ export function sample(
   random: () => number,
 ): number {
   const t = o.temperature ?? 0;
-  if (t === 0) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) {
-      if (logits[i] > logits[best]) best = i;
-    }
-    return best;
-  }
+  if (t === 0) return argmax(logits);
   let ids = Array.from(logits.keys()).sort((a, b) =>
     logits[b] - logits[a] || a - b
   );

@@ -133,11 +133,9 @@ export function createServer(
         { "retry-after": "1" },
       );
     }
-    // A non-streaming client that disconnects aborts its request's signal;
-    // a streaming one cancels the response stream instead.
+    // A non-streaming client that disconnects aborts its request's signal
+    // (below); a streaming one cancels the response stream instead.
     const abort = new AbortController();
-    const onAbort = () => abort.abort();
-    if (!o.stream) req.signal?.addEventListener("abort", onAbort);
     const gen: GenerateOptions = {
       ...o.gen,
       maxTokens: o.gen.maxTokens ?? options.defaultMaxTokens ??
@@ -183,6 +181,8 @@ export function createServer(
     };
     if (!o.stream) {
       let r: GenerationResult;
+      const onAbort = () => abort.abort();
+      req.signal?.addEventListener("abort", onAbort);
       try {
         for await (const _ of g) { /* drain */ }
         r = await g.result;
@@ -211,7 +211,7 @@ export function createServer(
         usage: usage(r),
       });
     }
-    return sse(g, head, chat, () => abort.abort());
+    return sse(g, head, chat);
   };
 
   return async (req: Request) => {
@@ -548,7 +548,6 @@ function sse(
   g: Generation,
   head: Record<string, unknown>,
   chat: boolean,
-  cancel: () => void,
 ): Response {
   const enc = new TextEncoder();
   const object = chat ? "chat.completion.chunk" : "text_completion";
@@ -625,7 +624,6 @@ function sse(
     },
     cancel() {
       // The client went away: the request leaves at the next step.
-      cancel();
       it.return?.();
     },
   });

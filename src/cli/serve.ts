@@ -98,10 +98,7 @@ export async function loadServingModel(
 }
 
 /** `alisa serve ...`; returns the exit code when the server stops. */
-export async function serveCommand(
-  args: string[],
-  signal?: AbortSignal,
-): Promise<number> {
+export async function serveCommand(args: string[]): Promise<number> {
   let values, positionals;
   try {
     ({ values, positionals } = parseArgs({
@@ -157,7 +154,6 @@ export async function serveCommand(
   });
   const hostname = values.host ?? "127.0.0.1";
   const ac = new AbortController();
-  signal?.addEventListener("abort", () => ac.abort(), { once: true });
   const stop = () => ac.abort();
   try {
     Deno.addSignalListener("SIGINT", stop);
