@@ -951,26 +951,7 @@ export class KvStore {
     const fixed = this.budgetSet.bytes -
       this.pool.parts.reduce((a, b) => a + b.size, 0);
     let s: KvStepStats;
-    if (this.paged) {
-      const blocks = this.allocator!.blocks - this.allocator!.freeBlocks;
-      const rows = blocks * this.allocator!.blockRows;
-      const tokens = this.lengths.reduce((a, b) => a + b, 0) *
-        this.dims.nLayers;
-      s = {
-        step: this.stepCount + 1,
-        phase: 1,
-        gpuTokens: tokens,
-        hostTokens: 0,
-        recomputeTokens: 0,
-        uploadedBytes: 0,
-        recomputedTokens: 0,
-        evictions: 0,
-        rowsUsed: rows,
-        rows: this.pool.rows,
-        gpuKvBytes: fixed + rows * rowBytes(this.dims),
-        hostBytes: 0,
-      };
-    } else if (this.tiered) {
+    if (this.tiered) {
       const c = this.scheduler!.counts;
       const phase = c.recompute > 0 ? 3 : c.host > 0 ? 2 : 1;
       s = {
@@ -988,8 +969,12 @@ export class KvStore {
         hostBytes: this.host!.bytes,
       };
     } else {
+      // Static and paged stores: every cached token on the GPU; paged rows
+      // are held a block at a time.
       const tokens = this.lengths.reduce((a, b) => a + b, 0) *
         this.dims.nLayers;
+      const a = this.allocator;
+      const rows = a ? (a.blocks - a.freeBlocks) * a.blockRows : tokens;
       s = {
         step: this.stepCount + 1,
         phase: 1,
@@ -999,9 +984,9 @@ export class KvStore {
         uploadedBytes: 0,
         recomputedTokens: 0,
         evictions: 0,
-        rowsUsed: tokens,
+        rowsUsed: rows,
         rows: this.pool.rows,
-        gpuKvBytes: fixed + tokens * rowBytes(this.dims),
+        gpuKvBytes: fixed + rows * rowBytes(this.dims),
         hostBytes: 0,
       };
     }
