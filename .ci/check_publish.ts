@@ -9,27 +9,12 @@
  *
  * @module
  */
-const root = new URL("../", import.meta.url); // the project root
-const out = await new Deno.Command(Deno.execPath(), {
-  args: ["publish", "--dry-run", "--allow-dirty"],
-  cwd: root,
-  stdout: "piped",
-  stderr: "piped",
-}).output();
-const text = new TextDecoder().decode(out.stdout) +
-  new TextDecoder().decode(out.stderr);
-if (!out.success) {
-  console.error(text);
-  console.error("deno publish --dry-run failed");
+import { publishedFiles, ROOT as root } from "../tests/_publish.ts";
+
+const files = await publishedFiles().catch((e) => {
+  console.error((e as Error).message);
   Deno.exit(1);
-}
-const rootPath = decodeURIComponent(root.pathname);
-// deno-lint-ignore no-control-regex
-const plain = text.replace(/\x1b\[[0-9;]*m/g, "");
-const files = [...plain.matchAll(/file:\/\/(\S+)/g)]
-  .map((m) => decodeURIComponent(m[1]))
-  .filter((p) => p.startsWith(rootPath))
-  .map((p) => p.slice(rootPath.length));
+});
 const shipped = new Set(files);
 const problems: string[] = [];
 const forbidden = [

@@ -5,6 +5,7 @@
  * @module
  */
 import { type Gpu, openGpu } from "../src/gpu/device.ts";
+import { loadModel, type Model } from "../src/api/model.ts";
 import { BufferSet } from "../src/gpu/buffers.ts";
 import {
   type Dispatch,
@@ -99,4 +100,17 @@ export function rng(seed: number) {
     floats: (n: number, scale = 1) =>
       Float32Array.from({ length: n }, () => normal() * scale),
   };
+}
+
+/** Runs `fn` with the embedded model loaded on the shared test GPU, then disposes it. */
+export async function withModel(
+  opts: Parameters<typeof loadModel>[1],
+  fn: (m: Model) => Promise<void>,
+): Promise<void> {
+  const m = await loadModel(undefined, { gpu: (await testGpu())!, ...opts });
+  try {
+    await fn(m);
+  } finally {
+    m.dispose();
+  }
 }

@@ -17,6 +17,7 @@ import { assert, assertEquals } from "@std/assert";
 import { loadModel } from "../src/api/model.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 import { hasShared, sharedPath } from "./_shared.ts";
+import { serveFiles } from "./_file_server.ts";
 
 const root = new URL("../", import.meta.url);
 const page = new URL("examples/browser/", root);
@@ -42,75 +43,6 @@ if (!chromium) {
   console.warn(
     "skipping the browser test: no Chromium (apt-get install chromium, or set ALISA_CHROMIUM)",
   );
-}
-
-/** A static file server for examples/browser/ on 127.0.0.1. */
-function serveDir(dir: URL) {
-  const types: Record<string, string> = {
-    html: "text/html",
-    js: "text/javascript",
-    wasm: "application/wasm",
-    gguf: "application/octet-stream",
-    png: "image/png",
-  };
-  const ac = new AbortController();
-  /** Body bytes sent of .gguf files. */
-  const sent = { gguf: 0 };
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    signal: ac.signal,
-    onListen: () => {},
-  }, async (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname).replace(
-      /^\/+/,
-      "",
-    ) || "index.html";
-    if (path.split("/").includes("..")) {
-      return new Response("no", { status: 403 });
-    }
-    let body: Uint8Array<ArrayBuffer>;
-    try {
-      body = await Deno.readFile(new URL(path, dir));
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-    const ext = path.split(".").pop()!;
-    const headers: Record<string, string> = {
-      "content-type": types[ext] ?? "application/octet-stream",
-      "accept-ranges": "bytes",
-    };
-    // Range requests, as the model loader reads a file piece by piece.
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.get("range") ?? "");
-    if (range) {
-      const start = Number(range[1]);
-      const end = range[2]
-        ? Math.min(Number(range[2]), body.length - 1)
-        : body.length - 1;
-      if (start >= body.length || end < start) {
-        return new Response(null, {
-          status: 416,
-          headers: { "content-range": `bytes */${body.length}` },
-        });
-      }
-      if (ext === "gguf") sent.gguf += end + 1 - start;
-      return new Response(body.subarray(start, end + 1), {
-        status: 206,
-        headers: {
-          ...headers,
-          "content-range": `bytes ${start}-${end}/${body.length}`,
-        },
-      });
-    }
-    if (ext === "gguf") sent.gguf += body.length;
-    return new Response(body, { headers });
-  });
-  return {
-    url: `http://127.0.0.1:${server.addr.port}/`,
-    close: () => ac.abort(),
-    server,
-    sent,
-  };
 }
 
 /** A minimal DevTools-protocol client on one page session. */
@@ -241,7 +173,7 @@ Deno.test({
     tm.dispose();
     assert(tr.kvStats.tiered && tr.kvStats.host_tokens_peak > 0);
 
-    const files = serveDir(page);
+    const files = serveFiles(page, { index: "index.html" });
     const profile = await Deno.makeTempDir();
     const proc = new Deno.Command(chromium!, {
       args: [
@@ -389,12 +321,20 @@ Deno.test({
       };
       const size = (await Deno.stat(new URL("dist/austen-5m-q8_0.gguf", page)))
         .size;
-      let before = files.sent.gguf;
+      let before = files.sent.gguf ?? 0;
       await load();
-      assertEquals(files.sent.gguf - before, size, "the first cached load");
-      before = files.sent.gguf;
+      assertEquals(
+        (files.sent.gguf ?? 0) - before,
+        size,
+        "the first cached load",
+      );
+      before = files.sent.gguf ?? 0;
       await load();
-      assertEquals(files.sent.gguf - before, 0, "the second cached load");
+      assertEquals(
+        (files.sent.gguf ?? 0) - before,
+        0,
+        "the second cached load",
+      );
       if (prompts.length) {
         assertEquals(
           await evaluate(
@@ -414,8 +354,7 @@ Deno.test({
       cdp?.close();
       proc.kill("SIGKILL");
       await proc.status;
-      files.close();
-      await files.server.finished;
+      await files.close();
       await Deno.remove(profile, { recursive: true }).catch(() => {});
     }
   },

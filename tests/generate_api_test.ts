@@ -14,21 +14,9 @@ import {
 } from "@std/assert";
 import { loadModel, type Model } from "../src/api/model.ts";
 import { evaluatePolicies } from "../src/eval/perplexity.ts";
-import { HAS_GPU, testGpu } from "./_gpu.ts";
+import { HAS_GPU, withModel } from "./_gpu.ts";
 
 const ignore = !HAS_GPU;
-
-async function withModel(
-  opts: Parameters<typeof loadModel>[1],
-  fn: (m: Model) => Promise<void>,
-) {
-  const m = await loadModel(undefined, { gpu: (await testGpu())!, ...opts });
-  try {
-    await fn(m);
-  } finally {
-    m.dispose();
-  }
-}
 
 async function alone(m: Model, ids: number[], n: number): Promise<number[]> {
   const g = m.generate(ids, { maxTokens: n, stopAtEos: false });

@@ -6,26 +6,10 @@
  * cancelled request (break, AbortSignal) leaves and frees its slot.
  */
 import { assert, assertEquals } from "@std/assert";
-import {
-  type GenerateOptions,
-  loadModel,
-  type Model,
-} from "../src/api/model.ts";
-import { HAS_GPU, testGpu } from "./_gpu.ts";
+import type { GenerateOptions, Model } from "../src/api/model.ts";
+import { HAS_GPU, withModel } from "./_gpu.ts";
 
 const ignore = !HAS_GPU;
-
-async function withModel(
-  opts: Parameters<typeof loadModel>[1],
-  fn: (m: Model) => Promise<void>,
-) {
-  const m = await loadModel(undefined, { gpu: (await testGpu())!, ...opts });
-  try {
-    await fn(m);
-  } finally {
-    m.dispose();
-  }
-}
 
 async function run(m: Model, prompt: string, o: GenerateOptions) {
   const g = m.generate(prompt, o);

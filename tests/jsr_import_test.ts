@@ -8,30 +8,8 @@
  */
 import { assert, assertStringIncludes } from "@std/assert";
 import { HAS_GPU } from "./_gpu.ts";
-
-const root = new URL("../", import.meta.url);
-const rootPath = decodeURIComponent(root.pathname);
-
-/** The files `deno publish --dry-run` lists, relative to the root. */
-async function publishedFiles(): Promise<Set<string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["publish", "--dry-run", "--allow-dirty"],
-    cwd: root,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  const text = (dec.decode(out.stdout) + dec.decode(out.stderr))
-    // deno-lint-ignore no-control-regex
-    .replace(/\x1b\[[0-9;]*m/g, "");
-  assert(out.success, text);
-  return new Set(
-    [...text.matchAll(/file:\/\/(\S+)/g)]
-      .map((m) => decodeURIComponent(m[1]))
-      .filter((p) => p.startsWith(rootPath))
-      .map((p) => p.slice(rootPath.length)),
-  );
-}
+import { serveFiles } from "./_file_server.ts";
+import { publishedFiles, ROOT as root } from "./_publish.ts";
 
 Deno.test({
   name:
@@ -40,42 +18,13 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const files = await publishedFiles();
+    const files = new Set(await publishedFiles());
     assert(files.has("mod.ts") && files.has("wasm/pkg/alisa_wasm_bg.wasm"));
     assert(![...files].some((f) => f.startsWith("tests/")));
-    const ac = new AbortController();
-    const served: string[] = [];
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      signal: ac.signal,
-      onListen: () => {},
-    }, async (req) => {
-      const path = decodeURIComponent(new URL(req.url).pathname).slice(1);
-      if (!files.has(path)) {
-        return new Response("not in the package", { status: 404 });
-      }
-      served.push(path);
-      const body = await Deno.readFile(new URL(path, root));
-      const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.get("range") ?? "");
-      if (range) {
-        const a = Number(range[1]);
-        const b = range[2]
-          ? Math.min(Number(range[2]), body.length - 1)
-          : body.length - 1;
-        return new Response(body.subarray(a, b + 1), {
-          status: 206,
-          headers: { "content-range": `bytes ${a}-${b}/${body.length}` },
-        });
-      }
-      const type = path.endsWith(".wasm")
-        ? "application/wasm"
-        : path.endsWith(".ts")
-        ? "application/typescript"
-        : "application/octet-stream";
-      return new Response(body, { headers: { "content-type": type } });
-    });
-    const base = `http://127.0.0.1:${server.addr.port}/`;
+    // Only what the package holds is served.
+    const server = serveFiles(root, { allow: (p) => files.has(p) });
+    const base = server.url;
+    const served = server.served;
     const dir = await Deno.makeTempDir();
     try {
       // The package's own import map entries, as JSR applies them.
@@ -141,8 +90,7 @@ model.dispose();
       assert(served.some((p) => p.endsWith(".wgsl")));
       assert(served.includes("src/assets/austen-5m-q8_0.gguf"));
     } finally {
-      ac.abort();
-      await server.finished;
+      await server.close();
       await Deno.remove(dir, { recursive: true });
     }
   },

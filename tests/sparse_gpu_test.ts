@@ -9,25 +9,13 @@
  * sparsity 0 every policy generates exactly like dense.
  */
 import { assertEquals } from "@std/assert";
-import { loadModel, type Model } from "../src/api/model.ts";
+import type { Model } from "../src/api/model.ts";
 import { referenceSelection } from "../src/sparse/reference.ts";
 import type { PolicyName, PolicySpec } from "../src/sparse/spec.ts";
-import { HAS_GPU, testGpu } from "./_gpu.ts";
+import { HAS_GPU, withModel } from "./_gpu.ts";
 
 const ignore = !HAS_GPU;
 const CTX = 64;
-
-async function withModel(fn: (m: Model) => Promise<void>) {
-  const m = await loadModel(undefined, {
-    gpu: (await testGpu())!,
-    contextLength: CTX,
-  });
-  try {
-    await fn(m);
-  } finally {
-    m.dispose();
-  }
-}
 
 /** Drives one policy for `steps` decode steps after a `prompt`, checking layer `layer`. */
 async function check(
@@ -93,7 +81,7 @@ for (
       `${name}: GPU selections equal the TypeScript reference step by step (sparsity 0.5, 0.8; minBudget; layers 0 and 5)`,
     ignore,
     async fn() {
-      await withModel(async (m) => {
+      await withModel({ contextLength: CTX }, async (m) => {
         await check(m, { name, sparsity: 0.8 }, PROMPT, 40, 5);
         await check(m, { name, sparsity: 0.5 }, PROMPT.slice(0, 1), 30, 0);
         await check(
@@ -113,7 +101,7 @@ Deno.test({
     "swa: a prompt longer than the score ring, prefilled in one step (ring 7 at context 64, sparsity 0.8), seeds S exactly as the reference",
   ignore,
   async fn() {
-    await withModel(async (m) => {
+    await withModel({ contextLength: CTX }, async (m) => {
       // Prefill rows of queries q and q + ring land in the same ring row;
       // only the later one may be written, or the seed reads a stale row.
       const prompt = [1];
@@ -128,7 +116,7 @@ Deno.test({
   name: "at sparsity 0 every policy generates exactly like dense (same tokens)",
   ignore,
   async fn() {
-    await withModel(async (m) => {
+    await withModel({ contextLength: CTX }, async (m) => {
       const run = async (policy: PolicySpec) => {
         const g = m.generate(PROMPT, {
           maxTokens: 24,
