@@ -19,3 +19,9 @@ struct Step {
   out_offset: u32,  // scoring: the run row of output row 0 (eval/nll.wgsl)
   tok: array<TokInfo>,
 }
+
+// tanh without the overflow some implementations hit for large |x|
+// (exp(2x) / (exp(2x) + 1)): f32 tanh is +-1 beyond |x| = 9.
+fn safe_tanh(x: f32) -> f32 {
+  return tanh(clamp(x, -10.0, 10.0));
+}

@@ -1,15 +1,16 @@
 /**
- * Model settings the engine does not implement are refused at load, naming
- * the key, instead of loading and giving silently wrong output (issue 11's
- * two measured cases: a Llama-3.1-style GGUF with `rope_freqs.weight`, and a
- * transformers-5 `config.json` that keeps its RoPE base under
- * `rope_parameters`). What the engine does implement still loads.
+ * Model settings are read from both config layouts, and what the engine
+ * does not implement is refused at load, naming the key, instead of
+ * loading and giving silently wrong output (issue 11's two measured cases:
+ * a Llama-3.1-style GGUF with `rope_freqs.weight`, and a transformers-5
+ * `config.json` that keeps its RoPE settings under `rope_parameters`).
  */
 import { assertEquals, assertThrows } from "@std/assert";
 import {
   configFromGguf,
   configFromHf,
-  hfRopeTheta,
+  hfRope,
+  ropeFreqDivisors,
 } from "../src/formats/config.ts";
 import type { GgufValue } from "../src/formats/gguf.ts";
 
@@ -43,7 +44,7 @@ function gguf(extra: Record<string, GgufValue> = {}) {
   }));
 }
 
-Deno.test("HF config: rope_parameters is read (transformers 5), its scaling refused", () => {
+Deno.test("HF config: RoPE from rope_parameters (transformers 5) or rope_theta/rope_scaling (transformers 4); unknown scaling refused", () => {
   const { rope_theta: _, ...noTheta } = HF;
   // The base under rope_parameters is used, not the default 10000.
   const c = configFromHf(
@@ -55,19 +56,62 @@ Deno.test("HF config: rope_parameters is read (transformers 5), its scaling refu
     "rotate_half",
   );
   assertEquals(c.ropeTheta, 500000);
-  assertEquals(hfRopeTheta({ rope_theta: 1e6 }), 1e6);
-  assertEquals(hfRopeTheta({}), 10000);
+  assertEquals(c.ropeScaling, null);
+  assertEquals(hfRope({ rope_theta: 1e6 }).theta, 1e6);
+  assertEquals(hfRope({}).theta, 10000);
+  const llama3 = {
+    rope_type: "llama3",
+    factor: 8,
+    low_freq_factor: 1,
+    high_freq_factor: 4,
+    original_max_position_embeddings: 8192,
+  };
+  const want = {
+    type: "llama3" as const,
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalContext: 8192,
+  };
+  // Both layouts give the same scaling.
+  assertEquals(
+    configFromHf(
+      { ...noTheta, rope_parameters: { ...llama3, rope_theta: 5e5 } },
+      [],
+      "rotate_half",
+    ).ropeScaling,
+    want,
+  );
+  assertEquals(
+    configFromHf({ ...HF, rope_scaling: llama3 }, [], "rotate_half")
+      .ropeScaling,
+    want,
+  );
+  // Gemma 3 (transformers 5): bases per layer type.
+  assertEquals(
+    hfRope({
+      rope_parameters: {
+        sliding_attention: { rope_type: "default", rope_theta: 10000 },
+        full_attention: { rope_type: "linear", factor: 8, rope_theta: 1e6 },
+      },
+    }),
+    {
+      theta: 1e6,
+      thetaLocal: 10000,
+      scaling: { type: "linear", factor: 8 },
+      partial: 1,
+    },
+  );
   for (
     const [rp, msg] of [
-      [
-        { rope_type: "llama3", rope_theta: 5e5, factor: 8 },
-        'rope_type "llama3"',
-      ],
+      [{ rope_type: "llama3", rope_theta: 5e5, factor: 8 }, "low_freq_factor"],
       [
         { rope_theta: 5e5, factor: 8 },
         "rope_parameters factor is not supported",
       ],
       [{ rope_type: "yarn" }, 'rope_type "yarn"'],
+      [{ rope_type: "longrope" }, 'rope_type "longrope"'],
+      [{ rope_type: "dynamic", factor: 2 }, 'rope_type "dynamic"'],
       ["x", "not an object"],
     ] as const
   ) {
@@ -90,15 +134,18 @@ Deno.test("HF config: rope_parameters is read (transformers 5), its scaling refu
   );
 });
 
-Deno.test("HF config: activation, partial RoPE, MLP bias, sliding window refused; Qwen-style disabled window loads", () => {
+Deno.test("HF config: activation, MLP bias, odd partial RoPE refused; sliding window and partial RoPE read", () => {
   for (
     const [extra, msg] of [
       [{ hidden_act: "gelu_pytorch_tanh" }, 'hidden_act "gelu_pytorch_tanh"'],
       [{ hidden_activation: "gelu" }, 'hidden_activation "gelu"'],
-      [{ partial_rotary_factor: 0.5 }, "partial_rotary_factor 0.5"],
+      [{ partial_rotary_factor: 0.2 }, "partial_rotary_factor 0.2"],
       [{ mlp_bias: true }, "mlp_bias"],
-      [{ sliding_window: 128 }, "sliding_window 128"],
-      [{ rope_scaling: { rope_type: "llama3", factor: 8 } }, "rope_scaling"],
+      [{ model_type: "falcon" }, 'architecture "falcon"'],
+      [
+        { model_type: "gemma3", text_config: {} },
+        "multimodal Gemma 3",
+      ],
     ] as const
   ) {
     assertThrows(
@@ -107,26 +154,66 @@ Deno.test("HF config: activation, partial RoPE, MLP bias, sliding window refused
       msg,
     );
   }
-  // Present but off, or as long as the context: nothing to implement.
-  configFromHf(
-    { ...HF, sliding_window: 128, use_sliding_window: false },
-    [],
-    "rotate_half",
+  // 16-dim heads, half rotated.
+  assertEquals(
+    configFromHf({ ...HF, partial_rotary_factor: 0.5 }, [], "rotate_half")
+      .ropeDim,
+    8,
   );
-  configFromHf({ ...HF, sliding_window: 512 }, [], "rotate_half");
-  configFromHf(
-    { ...HF, sliding_window: null, partial_rotary_factor: 1 },
-    [],
-    "rotate_half",
+  // Mistral-style: every layer windowed.
+  assertEquals(
+    configFromHf({ ...HF, sliding_window: 128 }, [], "rotate_half")
+      .layerWindows,
+    [128, 128, 128],
+  );
+  // Present but off, or as long as the context: full attention.
+  for (
+    const extra of [
+      { sliding_window: 128, use_sliding_window: false },
+      { sliding_window: 512 },
+      { sliding_window: null, partial_rotary_factor: 1 },
+    ]
+  ) {
+    assertEquals(
+      configFromHf({ ...HF, ...extra }, [], "rotate_half").layerWindows,
+      [0, 0, 0],
+    );
+  }
+  // Per layer from layer_types.
+  assertEquals(
+    configFromHf(
+      {
+        ...HF,
+        sliding_window: 64,
+        layer_types: [
+          "sliding_attention",
+          "full_attention",
+          "sliding_attention",
+        ],
+      },
+      [],
+      "rotate_half",
+    ).layerWindows,
+    [64, 0, 64],
   );
 });
 
-Deno.test("GGUF: rope_freqs.weight, RoPE scaling and sliding-window metadata refused", () => {
+Deno.test("GGUF: rope_freqs.weight and linear scaling read, other scaling refused, sliding windows per llama.cpp's pattern", () => {
   assertEquals(configFromGguf(gguf(), []).ropeTheta, 500000);
-  assertThrows(
-    () => configFromGguf(gguf(), [{ name: "rope_freqs.weight", shape: [8] }]),
-    TypeError,
-    "rope_freqs.weight",
+  assertEquals(
+    configFromGguf(gguf(), [{ name: "rope_freqs.weight", shape: [8] }])
+      .ropeFreqsTensor,
+    true,
+  );
+  assertEquals(
+    configFromGguf(
+      gguf({
+        "llama.rope.scaling.type": "linear",
+        "llama.rope.scaling.factor": 4,
+      }),
+      [],
+    ).ropeScaling,
+    { type: "linear", factor: 4 },
   );
   assertThrows(
     () => configFromGguf(gguf({ "llama.rope.scaling.type": "yarn" }), []),
@@ -139,9 +226,37 @@ Deno.test("GGUF: rope_freqs.weight, RoPE scaling and sliding-window metadata ref
     "llama.rope.scaling.factor",
   );
   assertThrows(
-    () => configFromGguf(gguf({ "llama.attention.sliding_window": 4096 }), []),
+    () => configFromGguf(gguf({ "general.architecture": "deepseek2" }), []),
     TypeError,
-    "sliding_window",
+    'architecture "deepseek2"',
+  );
+  assertEquals(
+    configFromGguf(gguf({ "llama.attention.sliding_window": 4096 }), [])
+      .layerWindows,
+    [4096, 4096, 4096],
   );
   configFromGguf(gguf({ "llama.rope.scaling.type": "none" }), []);
+});
+
+Deno.test("llama3 RoPE divisors: high frequencies kept, low divided by the factor, the band between blended (as llama.cpp's converter writes rope_freqs)", () => {
+  const s = {
+    type: "llama3" as const,
+    factor: 8,
+    lowFreqFactor: 1,
+    highFreqFactor: 4,
+    originalContext: 8192,
+  };
+  const d = ropeFreqDivisors(s, 128, 500000);
+  assertEquals(d[0], 1);
+  assertEquals(d[63], 8);
+  // The fixture test (arch_models_test.ts) checks the values against the
+  // rope_freqs.weight llama.cpp's converter wrote; here the shape.
+  const band = [...d].filter((x) => x > 1 && x < 8);
+  assertEquals(band.length > 0, true);
+  for (let i = 1; i < d.length; i++) assertEquals(d[i] >= d[i - 1], true);
+  assertEquals([...ropeFreqDivisors(null, 8, 1e4)], [1, 1, 1, 1]);
+  assertEquals([...ropeFreqDivisors({ type: "linear", factor: 2 }, 4, 1e4)], [
+    2,
+    2,
+  ]);
 });

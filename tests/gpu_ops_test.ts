@@ -10,6 +10,7 @@ import { dequantize } from "../src/formats/dequantize.ts";
 import { kvStoreDispatch } from "../src/kv/ops.ts";
 import { KvPool } from "../src/kv/pool.ts";
 import {
+  actMulDispatch,
   argmaxDispatch,
   attentionDispatch,
   embedDispatches,
@@ -17,7 +18,6 @@ import {
   rmsnormDispatch,
   ropeDispatch,
   ropeTable,
-  siluMulDispatch,
 } from "../src/model/ops.ts";
 import type { StepToken } from "../src/gpu/step.ts";
 import { type GpuWeight, uploadWeight } from "../src/gpu/weights.ts";
@@ -444,7 +444,8 @@ Deno.test({
 });
 
 Deno.test({
-  name: "silu_mul and argmax (ties pick the lowest index) match the reference",
+  name:
+    "act_mul (SiLU) and argmax (ties pick the lowest index) match the reference",
   ignore,
   async fn() {
     const gpu = (await testGpu())!;
@@ -459,7 +460,7 @@ Deno.test({
       (_, i) => ({ slot: 0, pos: i, id: 0 }),
     );
     await runPlan(c, [
-      siluMulDispatch(c, { gate: gb, up: ub, width }),
+      actMulDispatch(c, { gate: gb, up: ub, width }),
     ], toks);
     nmseOk(
       await readF32(gpu, ub, g.length),

@@ -9,16 +9,22 @@
 // entry j of the set goes to att[t, h, j]. K and V are read by index from
 // the KV pool through the layer's row table (kv_access.wgsl), never
 // copied.
+//
+// A layer with its own sliding window (Mistral, Gemma's local layers)
+// attends only the entries of that set within the last `window` positions
+// (pos >= kv_len - window): the set is ascending, so they are its tail,
+// found by binary search; the entries before it get weight 0. Scores may
+// be soft-capped (Gemma 2): s = softcap * tanh(s / softcap).
 
 struct Params {
   n_heads: u32,
   n_kv_heads: u32,
   head_dim: u32,  // elements per head
   ctx: u32,       // elements per row of att (positions per sequence)
-  scale: f32,     // 1 / sqrt(head_dim)
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
+  scale: f32,     // 1 / sqrt(head_dim), or the model's own
+  softcap: f32,   // > 0: scores are soft-capped at it
+  window: u32,    // > 0: the layer's sliding window (positions)
+  _pad: u32,
 }
 
 override WG: u32 = 64;
@@ -38,6 +44,23 @@ fn kv_elem(row: u32, e: u32, is_v: bool) -> f32 {
   return unpack2x16float(kv_word(row, w))[e & 1u];
 }
 
+// The first entry of token t's set at or after position `lo` (entries are
+// ascending), by binary search over the n entries.
+fn first_from(t: u32, slot: u32, h: u32, n_cached: u32, n: u32, lo: u32) -> u32 {
+  var a = 0u;
+  var b = n;
+  loop {
+    if (a >= b) { break; }
+    let m = (a + b) / 2u;
+    if (att_pos(t, slot, h, p.n_heads, p.ctx, n_cached, m) < lo) {
+      a = m + 1u;
+    } else {
+      b = m;
+    }
+  }
+  return a;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let t = wg.x;
@@ -49,6 +72,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let slot = info.slot;
   var n = 0u;
   if (live) { n = att_count(t, slot, h, p.n_heads, n_cached); }
+  // Entries before j0 are outside the layer's window (none without one).
+  let lo = select(0u, n_cached - p.window, p.window > 0u && n_cached > p.window);
+  var j0 = 0u;
+  if (live && lo > 0u) { j0 = first_from(t, slot, h, n_cached, n, lo); }
   let kvh = h / (p.n_heads / p.n_kv_heads);
   let head_off = kvh * p.head_dim;
   let q_off = (t * p.n_heads + h) * p.head_dim;
@@ -65,7 +92,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let record = live && pol.record == 1u && pol.id != POLICY_SWA &&
     pol.id != POLICY_H2O;
   if (record && li == 0u) { sel_n[t * p.n_heads + h] = n; }
-  for (var j = li; j < n; j += WG) {
+  for (var j = li; j < j0; j += WG) {
+    if (record) {
+      sel[(t * p.n_heads + h) * p.ctx + j] =
+        att_pos(t, slot, h, p.n_heads, p.ctx, n_cached, j);
+    }
+    att[att_off + j] = 0.0;
+  }
+  for (var j = j0 + li; j < n; j += WG) {
     let pos = att_pos(t, slot, h, p.n_heads, p.ctx, n_cached, j);
     if (record) { sel[(t * p.n_heads + h) * p.ctx + j] = pos; }
     let row = kv_row(slot, pos);
@@ -74,6 +108,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       s += q_sh[d] * kv_elem(row, head_off + d, false);
     }
     s *= p.scale;
+    // Soft-capping without a branch on the uniform alone (policy.wgsl
+    // says why); with softcap 0 the other arm is discarded.
+    s = select(s, p.softcap * safe_tanh(s / p.softcap), p.softcap > 0.0);
     att[att_off + j] = s;
     m = max(m, s);
   }
@@ -88,7 +125,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
 
   // Exponentials and their sum.
   var sum = 0.0;
-  for (var j = li; j < n; j += WG) {
+  for (var j = j0 + li; j < n; j += WG) {
     let e = exp(att[att_off + j] - mx);
     att[att_off + j] = e;
     sum += e;
@@ -99,9 +136,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     if (li < s) { red[li] += red[li + s]; }
     workgroupBarrier();
   }
-  let inv = 1.0 / red[0];
+  // A window that leaves no entry (no policy does) gives zeros, not NaN.
+  let inv = select(0.0, 1.0 / red[0], red[0] > 0.0);
   workgroupBarrier();
-  for (var j = li; j < n; j += WG) {
+  for (var j = j0 + li; j < n; j += WG) {
     att[att_off + j] *= inv;
   }
   storageBarrier();
@@ -111,7 +149,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (!live) { return; }
   for (var d = li; d < p.head_dim; d += WG) {
     var acc = 0.0;
-    for (var j = 0u; j < n; j++) {
+    for (var j = j0; j < n; j++) {
       let row = kv_row(slot, att_pos(t, slot, h, p.n_heads, p.ctx, n_cached, j));
       acc += att[att_off + j] * kv_elem(row, head_off + d, true);
     }

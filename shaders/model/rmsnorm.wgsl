@@ -1,11 +1,13 @@
 // y[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight, one workgroup
 // per token; with gather = 1, row t reads x row out_rows[t] (n_out rows).
+// With accumulate = 1, y[t, :] += the same (Gemma's post-norms, added to
+// the residual stream).
 
 struct Params {
   dim: u32,     // row width (elements)
   eps: f32,
   gather: u32,
-  _pad: u32,
+  accumulate: u32,
 }
 
 override WG: u32 = 64;
@@ -42,6 +44,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if (!live) { return; }
   let scale = 1.0 / sqrt(sums[0] / f32(p.dim) + p.eps);
   for (var k = li; k < p.dim; k += WG) {
-    y[t * p.dim + k] = x[src + k] * scale * weight[k];
+    let v = x[src + k] * scale * weight[k];
+    y[t * p.dim + k] = select(v, y[t * p.dim + k] + v, p.accumulate == 1u);
   }
 }

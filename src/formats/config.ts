@@ -11,13 +11,106 @@ import type { GgufValue } from "./gguf.ts";
 export type RopeLayout =
   /** Pairs (2i, 2i+1): GGUF `llama` weights, llama.cpp's `LLAMA_ROPE_TYPE_NORM`. */
   | "interleaved"
-  /** Pairs (i, i + d/2): Hugging Face checkpoints, Qwen2, GPT-NeoX. */
+  /** Pairs (i, i + d/2): Hugging Face checkpoints, Qwen, Gemma, Phi-3 (NeoX). */
   | "rotate_half";
 
-/** Architectures alisa runs. */
-export const SUPPORTED_ARCHS = ["llama", "qwen2"] as const;
+/** Architectures alisa runs, by their GGUF names. */
+export const SUPPORTED_ARCHS = [
+  "llama",
+  "qwen2",
+  "qwen3",
+  "gemma2",
+  "gemma3",
+  "phi3",
+] as const;
 /** One of {@linkcode SUPPORTED_ARCHS}. */
 export type Arch = typeof SUPPORTED_ARCHS[number];
+
+/** The gated MLP's activation: `act(gate) * up`. */
+export type Activation = "silu" | "gelu_tanh";
+
+/**
+ * How an architecture differs from Llama, in one table (candle keeps one
+ * file per model; here the forward pass is one and reads these traits).
+ */
+export interface ArchTraits {
+  /** RoPE pair layout of its GGUF weights (llama.cpp's rope type). */
+  ggufRope: RopeLayout;
+  act: Activation;
+  /** Per-head RMSNorm of Q and K before RoPE (`attn_q_norm`, `attn_k_norm`). */
+  qkNorm: boolean;
+  /** RMSNorm of the attention and MLP outputs before each residual add. */
+  postNorms: boolean;
+  /** Embeddings are multiplied by sqrt(dim). */
+  embedScale: boolean;
+  /**
+   * Hugging Face stores RMSNorm weights as w - 1 (Gemma: the norm
+   * multiplies by 1 + w); GGUF stores w.
+   */
+  hfNormPlusOne: boolean;
+  /** Q, K, V in one `attn_qkv` tensor and gate, up in one `ffn_up` (Phi-3). */
+  fused: boolean;
+  /**
+   * Which layers use the sliding window when the file gives a window but
+   * no per-layer list (llama.cpp's built-in patterns): every layer
+   * (Mistral), even layers (Gemma 2), all but every 6th (Gemma 3).
+   */
+  swaLayer: (layer: number) => boolean;
+}
+
+const LLAMA_TRAITS: ArchTraits = {
+  ggufRope: "interleaved",
+  act: "silu",
+  qkNorm: false,
+  postNorms: false,
+  embedScale: false,
+  hfNormPlusOne: false,
+  fused: false,
+  swaLayer: () => true,
+};
+
+/** The per-architecture differences. */
+export const ARCH_TRAITS: Readonly<Record<Arch, ArchTraits>> = {
+  llama: LLAMA_TRAITS,
+  qwen2: { ...LLAMA_TRAITS, ggufRope: "rotate_half" },
+  qwen3: { ...LLAMA_TRAITS, ggufRope: "rotate_half", qkNorm: true },
+  gemma2: {
+    ...LLAMA_TRAITS,
+    ggufRope: "rotate_half",
+    act: "gelu_tanh",
+    postNorms: true,
+    embedScale: true,
+    hfNormPlusOne: true,
+    swaLayer: (l) => l % 2 === 0,
+  },
+  gemma3: {
+    ...LLAMA_TRAITS,
+    ggufRope: "rotate_half",
+    act: "gelu_tanh",
+    qkNorm: true,
+    postNorms: true,
+    embedScale: true,
+    hfNormPlusOne: true,
+    swaLayer: (l) => (l + 1) % 6 !== 0,
+  },
+  phi3: { ...LLAMA_TRAITS, ggufRope: "rotate_half", fused: true },
+};
+
+/**
+ * RoPE frequency scaling: `linear` divides every frequency by `factor`;
+ * `llama3` (Llama 3.1+) divides the low frequencies by `factor`, keeps the
+ * high ones and blends between (see {@linkcode ropeFreqDivisors}).
+ */
+export type RopeScaling =
+  | { type: "linear"; factor: number }
+  | {
+    type: "llama3";
+    factor: number;
+    lowFreqFactor: number;
+    highFreqFactor: number;
+    /** Context length the base model was trained at. */
+    originalContext: number;
+  };
 
 /** A Llama-family model's shape and constants. */
 export interface ModelConfig {
@@ -30,13 +123,26 @@ export interface ModelConfig {
   nKvHeads: number;
   /** Per-head width of Q, K and V. */
   headDim: number;
-  /** Hidden width of the SiLU-gated MLP. */
+  /** Hidden width of the gated MLP. */
   ffnDim: number;
   vocabSize: number;
   /** Trained context length (positions). */
   contextLength: number;
+  /** RoPE base of the full-attention layers. */
   ropeTheta: number;
-  /** Dimensions of each head that RoPE rotates (all of them for Llama). */
+  /**
+   * RoPE base of the sliding-window layers, which then rotate without
+   * scaling (Gemma 3: 10000); null: every layer uses the global RoPE.
+   */
+  ropeThetaLocal: number | null;
+  /** RoPE frequency scaling of the full-attention layers, or null. */
+  ropeScaling: RopeScaling | null;
+  /**
+   * The file holds per-frequency divisors (GGUF `rope_freqs.weight`, how
+   * llama.cpp's converter stores Llama 3.1 scaling): read at load.
+   */
+  ropeFreqsTensor: boolean;
+  /** Dimensions of each head that RoPE rotates (the leading ones). */
   ropeDim: number;
   ropeLayout: RopeLayout;
   normEps: number;
@@ -44,6 +150,19 @@ export interface ModelConfig {
   tiedEmbeddings: boolean;
   /** Q/K/V projections have biases (Qwen2). */
   attnBias: boolean;
+  /** Attention scores are q.k times this (1/sqrt(headDim) unless the model says). */
+  attnScale: number;
+  /** Scores become cap * tanh(s / cap) (Gemma 2); 0: none. */
+  attnSoftcap: number;
+  /** Logits become cap * tanh(l / cap) (Gemma 2); 0: none. */
+  finalSoftcap: number;
+  /** Per layer: its sliding window in positions, 0 for full attention. */
+  layerWindows: number[];
+}
+
+/** The traits of `c`'s architecture (activation, norms, fusion). */
+export function traitsOf(c: { arch: Arch }): ArchTraits {
+  return ARCH_TRAITS[c.arch];
 }
 
 /** What the tokenizer is, as far as loading can tell. */
@@ -92,19 +211,32 @@ export function checkConfig(c: ModelConfig): ModelConfig {
       `head dimension ${c.headDim} with RoPE dimension ${c.ropeDim} is not supported (both even, RoPE <= head)`,
     );
   }
+  if (c.layerWindows.length !== c.nLayers) {
+    throw new TypeError(
+      `${c.layerWindows.length} per-layer attention windows for ${c.nLayers} layers`,
+    );
+  }
   return c;
 }
+
+/** GGUF / config.json architecture names alisa reads as one of its own. */
+const ARCH_ALIASES: Record<string, Arch> = {
+  mistral: "llama",
+  gemma3_text: "gemma3",
+};
 
 function archOf(name: unknown, where: string): Arch {
   if (typeof name !== "string") {
     throw new TypeError(`${where} does not name an architecture`);
   }
-  const arch = name === "mistral" ? "llama" : name;
+  const arch = ARCH_ALIASES[name] ?? name;
   if (!(SUPPORTED_ARCHS as readonly string[]).includes(arch)) {
     throw new TypeError(
-      `architecture ${JSON.stringify(name)} is not supported (supported: ${
+      `architecture ${
+        JSON.stringify(name)
+      } (${where}) is not supported (supported: ${
         SUPPORTED_ARCHS.join(", ")
-      })`,
+      }, and mistral, gemma3_text)`,
     );
   }
   return arch as Arch;
@@ -116,6 +248,23 @@ export interface ShapeOf {
   shape: number[];
 }
 
+/**
+ * The attention scale llama.cpp uses for Gemma, which its GGUF does not
+ * store: 1/sqrt(dim / heads) for the 27B models (recognized, as llama.cpp
+ * does, by their layer count), 1/sqrt(head_dim) otherwise.
+ */
+function gemmaGgufScale(
+  arch: Arch,
+  nLayers: number,
+  dim: number,
+  nHeads: number,
+  headDim: number,
+): number {
+  const is27b = (arch === "gemma2" && nLayers === 46) ||
+    (arch === "gemma3" && nLayers === 62);
+  return 1 / Math.sqrt(is27b ? dim / nHeads : headDim);
+}
+
 /** Derives the config from GGUF metadata and tensor list. */
 export function configFromGguf(
   md: Map<string, GgufValue>,
@@ -125,6 +274,7 @@ export function configFromGguf(
     md.get("general.architecture"),
     "GGUF metadata general.architecture",
   );
+  const traits = ARCH_TRAITS[arch];
   const key = (k: string) => `${arch}.${k}`;
   const need = (k: string) => {
     const v = md.get(key(k));
@@ -133,7 +283,18 @@ export function configFromGguf(
     }
     return v;
   };
+  const num = (k: string, dflt: number) => {
+    const v = md.get(key(k));
+    if (v === undefined) return dflt;
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0) {
+      throw new TypeError(
+        `metadata ${key(k)} must be a number >= 0, got ${String(v)}`,
+      );
+    }
+    return v;
+  };
   const dim = positiveInt(need("embedding_length"), key("embedding_length"));
+  const nLayers = positiveInt(need("block_count"), key("block_count"));
   const nHeads = positiveInt(
     need("attention.head_count"),
     key("attention.head_count"),
@@ -146,6 +307,14 @@ export function configFromGguf(
     md.get(key("attention.key_length")) ?? dim / nHeads,
     key("attention.key_length"),
   );
+  const valueDim = md.get(key("attention.value_length"));
+  if (valueDim !== undefined && Number(valueDim) !== headDim) {
+    throw new TypeError(
+      `metadata ${
+        key("attention.value_length")
+      } = ${valueDim} differs from the key length ${headDim}: not supported`,
+    );
+  }
   const embd = tensors.find((t) => t.name === "token_embd.weight");
   const tokens = md.get("tokenizer.ggml.tokens");
   const vocabSize = positiveInt(
@@ -157,39 +326,70 @@ export function configFromGguf(
   // What this engine does not implement is refused here, at load, rather
   // than falling back to plain RoPE or full attention: that would load
   // and silently give wrong output.
-  if (names.has("rope_freqs.weight")) {
-    throw new TypeError(
-      "tensor rope_freqs.weight (Llama 3.1-style RoPE frequency scaling) is not supported yet",
-    );
-  }
-  const scaling = md.get(key("rope.scaling.type"));
-  if (scaling !== undefined && scaling !== "none") {
+  const ropeFreqsTensor = names.has("rope_freqs.weight");
+  const scalingType = md.get(key("rope.scaling.type"));
+  const factor = num("rope.scaling.factor", 0);
+  let ropeScaling: RopeScaling | null = null;
+  if (scalingType === "linear") {
+    if (!(factor > 0)) {
+      throw new TypeError(
+        `metadata ${key("rope.scaling.type")} = "linear" needs ${
+          key("rope.scaling.factor")
+        } > 0`,
+      );
+    }
+    if (factor !== 1) ropeScaling = { type: "linear", factor };
+  } else if (scalingType !== undefined && scalingType !== "none") {
     throw new TypeError(
       `metadata ${key("rope.scaling.type")} = ${
-        JSON.stringify(scaling)
-      } (RoPE scaling) is not supported yet`,
+        JSON.stringify(scalingType)
+      } (RoPE scaling) is not supported yet (supported: none, linear, and Llama 3 scaling as rope_freqs.weight)`,
     );
-  }
-  const factor = md.get(key("rope.scaling.factor"));
-  if (factor !== undefined && factor !== 1 && factor !== 0) {
+  } else if (factor !== 0 && factor !== 1) {
     throw new TypeError(
       `metadata ${
         key("rope.scaling.factor")
-      } = ${factor} (RoPE scaling) is not supported yet`,
+      } = ${factor} without a scaling type is not supported`,
     );
   }
-  const window = md.get(key("attention.sliding_window"));
-  if (window !== undefined && window !== 0) {
+  const window = num("attention.sliding_window", 0);
+  if (window && !(Number.isInteger(window))) {
     throw new TypeError(
       `metadata ${
         key("attention.sliding_window")
-      } = ${window} (sliding-window attention) is not supported yet`,
+      } = ${window} is not an integer`,
     );
   }
+  const pattern = md.get(key("attention.sliding_window_pattern"));
+  const layerWindows = Array.from({ length: nLayers }, (_, l) => {
+    if (!window) return 0;
+    if (Array.isArray(pattern)) return pattern[l] ? window : 0;
+    if (typeof pattern === "number" && pattern > 0) {
+      // llama.cpp's set_swa_pattern(n): the last layer of every n is full.
+      return l % pattern < pattern - 1 ? window : 0;
+    }
+    return traits.swaLayer(l) ? window : 0;
+  });
+  const ropeTheta = shortestF32(
+    positiveNumber(
+      md.get(key("rope.freq_base")) ?? 10000,
+      key("rope.freq_base"),
+    ),
+  );
+  // Gemma 3's local layers: llama.cpp uses a fixed 10000 unless the file says.
+  const ropeThetaLocal = arch === "gemma3"
+    ? shortestF32(
+      positiveNumber(
+        md.get(key("rope.freq_base_swa")) ?? 10000,
+        key("rope.freq_base_swa"),
+      ),
+    )
+    : null;
+  const isGemma = arch === "gemma2" || arch === "gemma3";
   return checkConfig({
     arch,
     dim,
-    nLayers: positiveInt(need("block_count"), key("block_count")),
+    nLayers,
     nHeads,
     nKvHeads,
     headDim,
@@ -199,24 +399,27 @@ export function configFromGguf(
     ),
     vocabSize,
     contextLength: positiveInt(need("context_length"), key("context_length")),
-    ropeTheta: shortestF32(
-      positiveNumber(
-        md.get(key("rope.freq_base")) ?? 10000,
-        key("rope.freq_base"),
-      ),
-    ),
+    ropeTheta,
+    ropeThetaLocal,
+    ropeScaling,
+    ropeFreqsTensor,
     ropeDim: positiveInt(
       md.get(key("rope.dimension_count")) ?? headDim,
       key("rope.dimension_count"),
     ),
-    // llama.cpp: LLAMA_ROPE_TYPE_NORM for llama, NEOX for qwen2.
-    ropeLayout: arch === "llama" ? "interleaved" : "rotate_half",
+    ropeLayout: traits.ggufRope,
     normEps: shortestF32(positiveNumber(
       need("attention.layer_norm_rms_epsilon"),
       key("attention.layer_norm_rms_epsilon"),
     )),
     tiedEmbeddings: !names.has("output.weight"),
     attnBias: names.has("blk.0.attn_q.bias"),
+    attnScale: isGemma
+      ? gemmaGgufScale(arch, nLayers, dim, nHeads, headDim)
+      : 1 / Math.sqrt(headDim),
+    attnSoftcap: num("attn_logit_softcapping", 0),
+    finalSoftcap: num("final_logit_softcapping", 0),
+    layerWindows,
   });
 }
 
@@ -226,126 +429,367 @@ export function configFromHf(
   tensors: ShapeOf[],
   ropeLayout: RopeLayout,
 ): ModelConfig {
+  if (json.model_type === "gemma3" && json.text_config) {
+    throw new TypeError(
+      'config.json model_type "gemma3" is the multimodal Gemma 3 (text_config and a vision tower): not supported; the text-only "gemma3_text" is',
+    );
+  }
   const arch = archOf(json.model_type, "config.json model_type");
+  const traits = ARCH_TRAITS[arch];
   const need = (k: string) => {
     if (json[k] === undefined) throw new TypeError(`config.json has no ${k}`);
     return json[k];
   };
+  const opt = (k: string) => json[k] === null ? undefined : json[k];
   const dim = positiveInt(need("hidden_size"), "hidden_size");
+  const nLayers = positiveInt(need("num_hidden_layers"), "num_hidden_layers");
   const nHeads = positiveInt(
     need("num_attention_heads"),
     "num_attention_heads",
   );
-  const headDim = positiveInt(json.head_dim ?? dim / nHeads, "head_dim");
+  const headDim = positiveInt(opt("head_dim") ?? dim / nHeads, "head_dim");
   const names = new Set(tensors.map((t) => t.name));
-  if (json.rope_scaling && typeof json.rope_scaling === "object") {
-    throw new TypeError(
-      `config.json rope_scaling ${
-        JSON.stringify(json.rope_scaling)
-      } is not supported yet`,
-    );
-  }
-  const ropeTheta = hfRopeTheta(json);
+  const rope = hfRope(json);
   // Settings this engine does not implement: refused, never defaulted.
   for (const k of ["hidden_act", "hidden_activation"]) {
     const act = json[k];
-    if (act !== undefined && act !== null && act !== "silu") {
+    if (act === undefined || act === null) continue;
+    const want = traits.act === "silu" ? ["silu"] : [
+      "gelu_pytorch_tanh",
+      "gelu_tanh",
+    ];
+    if (!want.includes(act as string)) {
       throw new TypeError(
         `config.json ${k} ${
           JSON.stringify(act)
-        } is not supported yet (silu only)`,
+        } is not supported for ${arch} (${want.join(" or ")})`,
       );
     }
-  }
-  const partial = json.partial_rotary_factor;
-  if (partial !== undefined && partial !== null && partial !== 1) {
-    throw new TypeError(
-      `config.json partial_rotary_factor ${partial} (partial RoPE) is not supported yet`,
-    );
   }
   if (json.mlp_bias === true) {
     throw new TypeError("config.json mlp_bias true is not supported yet");
   }
-  const sw = json.sliding_window;
-  if (
-    typeof sw === "number" && json.use_sliding_window !== false &&
-    sw < Number(json.max_position_embeddings)
-  ) {
+  if (json.attention_bias === true && !names.has("blk.0.attn_q.bias")) {
     throw new TypeError(
-      `config.json sliding_window ${sw} (sliding-window attention) is not supported yet`,
+      "config.json attention_bias true, but the checkpoint has no Q bias",
     );
   }
+  if (names.has("blk.0.attn_output.bias")) {
+    throw new TypeError(
+      "tensor blk.0.attn_output.bias (an output projection bias) is not supported yet",
+    );
+  }
+  const maxPos = positiveInt(
+    need("max_position_embeddings"),
+    "max_position_embeddings",
+  );
+  // The sliding window: per layer from layer_types, else the arch's
+  // pattern; a window at least the context long changes nothing.
+  const sw = opt("sliding_window");
+  let window = 0;
+  if (sw !== undefined && json.use_sliding_window !== false) {
+    window = positiveInt(sw, "sliding_window");
+    if (window >= maxPos) window = 0;
+  }
+  const types = json.layer_types;
+  if (types !== undefined && types !== null) {
+    if (
+      !Array.isArray(types) || types.length !== nLayers ||
+      types.some((t) => t !== "full_attention" && t !== "sliding_attention")
+    ) {
+      throw new TypeError(
+        `config.json layer_types must list full_attention or sliding_attention for each of the ${nLayers} layers`,
+      );
+    }
+  }
+  const pattern = opt("sliding_window_pattern") ??
+    opt("_sliding_window_pattern");
+  const layerWindows = Array.from({ length: nLayers }, (_, l) => {
+    if (!window) return 0;
+    if (Array.isArray(types)) {
+      return types[l] === "sliding_attention" ? window : 0;
+    }
+    if (typeof pattern === "number" && pattern > 0) {
+      return (l + 1) % pattern !== 0 ? window : 0;
+    }
+    return traits.swaLayer(l) ? window : 0;
+  });
+  if (
+    (arch === "qwen2" || arch === "qwen3") && layerWindows.some((w) => w) &&
+    !Array.isArray(types)
+  ) {
+    throw new TypeError(
+      "config.json use_sliding_window true without layer_types is not supported",
+    );
+  }
+  const isGemma = arch === "gemma2" || arch === "gemma3";
+  const scalar = opt("query_pre_attn_scalar");
+  const num0 = (k: string) => {
+    const v = opt(k);
+    if (v === undefined) return 0;
+    return positiveNumber(v, k);
+  };
   return checkConfig({
     arch,
     dim,
-    nLayers: positiveInt(need("num_hidden_layers"), "num_hidden_layers"),
+    nLayers,
     nHeads,
     nKvHeads: positiveInt(
-      json.num_key_value_heads ?? nHeads,
+      opt("num_key_value_heads") ?? nHeads,
       "num_key_value_heads",
     ),
     headDim,
     ffnDim: positiveInt(need("intermediate_size"), "intermediate_size"),
     vocabSize: positiveInt(need("vocab_size"), "vocab_size"),
-    contextLength: positiveInt(
-      need("max_position_embeddings"),
-      "max_position_embeddings",
-    ),
-    ropeTheta,
-    ropeDim: headDim,
+    contextLength: maxPos,
+    ropeTheta: rope.theta,
+    ropeThetaLocal: localTheta(arch, rope),
+    ropeScaling: rope.scaling,
+    ropeFreqsTensor: false,
+    ropeDim: ropeDimOf(headDim, rope.partial),
     ropeLayout,
     normEps: positiveNumber(need("rms_norm_eps"), "rms_norm_eps"),
     tiedEmbeddings: !names.has("output.weight"),
     attnBias: names.has("blk.0.attn_q.bias"),
+    attnScale: isGemma && scalar !== undefined
+      ? 1 / Math.sqrt(positiveNumber(scalar, "query_pre_attn_scalar"))
+      : 1 / Math.sqrt(headDim),
+    attnSoftcap: isGemma ? num0("attn_logit_softcapping") : 0,
+    finalSoftcap: isGemma ? num0("final_logit_softcapping") : 0,
+    layerWindows,
   });
 }
 
 /**
- * The RoPE base of a `config.json`: top-level `rope_theta`, or
- * `rope_parameters` (transformers 5 keeps the RoPE settings there). A
- * `rope_type` other than `default`, any other RoPE parameter, or two
- * different bases are refused rather than read as the default base.
+ * Gemma 3's local layers rotate with their own base (10000 unless given);
+ * other architectures rotate every layer alike, so a different local base
+ * there is refused.
  */
-export function hfRopeTheta(json: Record<string, unknown>): number {
-  const p = json.rope_parameters;
-  let theta = json.rope_theta;
-  if (p !== undefined && p !== null) {
-    if (typeof p !== "object" || Array.isArray(p)) {
-      throw new TypeError("config.json rope_parameters is not an object");
-    }
-    const rp = p as Record<string, unknown>;
-    const type = rp.rope_type ?? rp.type ?? "default";
-    if (type !== "default") {
-      throw new TypeError(
-        `config.json rope_parameters.rope_type ${
-          JSON.stringify(type)
-        } (RoPE scaling) is not supported yet`,
-      );
-    }
-    const other = Object.keys(rp).filter((k) =>
-      !["rope_type", "type", "rope_theta"].includes(k)
+function localTheta(arch: Arch, rope: HfRope): number | null {
+  if (arch === "gemma3") return rope.thetaLocal ?? 10000;
+  if (rope.thetaLocal !== null && rope.thetaLocal !== rope.theta) {
+    throw new TypeError(
+      `config.json: a RoPE base of its own for the sliding layers (${rope.thetaLocal}) is not supported for ${arch}`,
     );
-    if (other.length) {
+  }
+  return null;
+}
+
+function ropeDimOf(headDim: number, partial: number): number {
+  const d = Math.floor(headDim * partial);
+  if (!(partial > 0 && partial <= 1) || d % 2) {
+    throw new TypeError(
+      `partial_rotary_factor ${partial} of head dimension ${headDim} gives ${d} rotated dimensions: not supported (an even number)`,
+    );
+  }
+  return d;
+}
+
+/** What a config.json says about RoPE. */
+export interface HfRope {
+  /** Base of the full-attention layers. */
+  theta: number;
+  /** Base of the sliding-window layers where given (rope_local_base_freq, rope_parameters.sliding_attention). */
+  thetaLocal: number | null;
+  scaling: RopeScaling | null;
+  /** Fraction of each head that rotates. */
+  partial: number;
+}
+
+/** One RoPE parameter set (`rope_scaling` or a `rope_parameters` entry). */
+function ropeSet(
+  rp: Record<string, unknown>,
+  where: string,
+): { theta?: number; scaling: RopeScaling | null; partial?: number } {
+  const type = rp.rope_type ?? rp.type ?? "default";
+  const allowed: Record<string, string[]> = {
+    default: [],
+    linear: ["factor"],
+    llama3: [
+      "factor",
+      "low_freq_factor",
+      "high_freq_factor",
+      "original_max_position_embeddings",
+    ],
+  };
+  if (typeof type !== "string" || !(type in allowed)) {
+    throw new TypeError(
+      `config.json ${where}.rope_type ${
+        JSON.stringify(type)
+      } (RoPE scaling) is not supported yet (supported: default, linear, llama3)`,
+    );
+  }
+  const known = [
+    "rope_type",
+    "type",
+    "rope_theta",
+    "partial_rotary_factor",
+    ...allowed[type],
+  ];
+  const other = Object.keys(rp).filter((k) => !known.includes(k));
+  if (other.length) {
+    throw new TypeError(
+      `config.json ${where} ${other.join(", ")} ${
+        other.length === 1 ? "is" : "are"
+      } not supported yet for rope_type ${JSON.stringify(type)}`,
+    );
+  }
+  const n = (k: string) => positiveNumber(rp[k], `${where}.${k}`);
+  let scaling: RopeScaling | null = null;
+  if (type === "linear") {
+    scaling = n("factor") === 1 ? null : { type, factor: n("factor") };
+  } else if (type === "llama3") {
+    scaling = {
+      type,
+      factor: n("factor"),
+      lowFreqFactor: n("low_freq_factor"),
+      highFreqFactor: n("high_freq_factor"),
+      originalContext: n("original_max_position_embeddings"),
+    };
+    if (scaling.highFreqFactor <= scaling.lowFreqFactor) {
       throw new TypeError(
-        `config.json rope_parameters ${other.join(", ")} ${
-          other.length === 1 ? "is" : "are"
-        } not supported yet`,
+        `config.json ${where}: high_freq_factor must exceed low_freq_factor`,
       );
-    }
-    if (rp.rope_theta !== undefined) {
-      if (theta !== undefined && theta !== rp.rope_theta) {
-        throw new TypeError(
-          `config.json rope_theta ${theta} and rope_parameters.rope_theta ${rp.rope_theta} disagree`,
-        );
-      }
-      theta = rp.rope_theta;
     }
   }
-  return positiveNumber(theta ?? 10000, "rope_theta");
+  return {
+    theta: rp.rope_theta === undefined ? undefined : n("rope_theta"),
+    scaling,
+    partial: rp.partial_rotary_factor === undefined
+      ? undefined
+      : n("partial_rotary_factor"),
+  };
+}
+
+/**
+ * The RoPE settings of a `config.json`, in either layout: transformers 4's
+ * top-level `rope_theta` / `rope_scaling` (Gemma 3: `rope_local_base_freq`),
+ * or transformers 5's `rope_parameters`, flat or keyed by layer type
+ * (`full_attention`, `sliding_attention`). Scaling types other than linear
+ * and llama3, unknown parameters, and two different values for one setting
+ * are refused rather than read as the default.
+ */
+export function hfRope(json: Record<string, unknown>): HfRope {
+  const obj = (v: unknown, where: string) => {
+    if (typeof v !== "object" || Array.isArray(v) || v === null) {
+      throw new TypeError(`config.json ${where} is not an object`);
+    }
+    return v as Record<string, unknown>;
+  };
+  let full: ReturnType<typeof ropeSet> = { scaling: null };
+  let local: ReturnType<typeof ropeSet> | null = null;
+  const p = json.rope_parameters;
+  if (p !== undefined && p !== null) {
+    const rp = obj(p, "rope_parameters");
+    if ("full_attention" in rp || "sliding_attention" in rp) {
+      const extra = Object.keys(rp).filter((k) =>
+        k !== "full_attention" && k !== "sliding_attention"
+      );
+      if (extra.length) {
+        throw new TypeError(
+          `config.json rope_parameters ${extra.join(", ")} is not supported`,
+        );
+      }
+      if (rp.full_attention) {
+        full = ropeSet(
+          obj(rp.full_attention, "rope_parameters.full_attention"),
+          "rope_parameters.full_attention",
+        );
+      }
+      if (rp.sliding_attention) {
+        local = ropeSet(
+          obj(rp.sliding_attention, "rope_parameters.sliding_attention"),
+          "rope_parameters.sliding_attention",
+        );
+        if (local.scaling) {
+          throw new TypeError(
+            "config.json rope_parameters.sliding_attention with RoPE scaling is not supported yet",
+          );
+        }
+      }
+    } else {
+      full = ropeSet(rp, "rope_parameters");
+    }
+  }
+  const agree = (a: unknown, b: unknown, what: string) => {
+    if (a !== undefined && b !== undefined && a !== b) {
+      throw new TypeError(`config.json ${what} disagree (${a} and ${b})`);
+    }
+    return a ?? b;
+  };
+  const theta = agree(
+    json.rope_theta ?? undefined,
+    full.theta,
+    "rope_theta and rope_parameters.rope_theta",
+  );
+  const rs = json.rope_scaling;
+  if (rs !== undefined && rs !== null) {
+    const s = ropeSet(obj(rs, "rope_scaling"), "rope_scaling");
+    if (
+      full.scaling && JSON.stringify(s.scaling) !== JSON.stringify(full.scaling)
+    ) {
+      throw new TypeError(
+        "config.json rope_scaling and rope_parameters disagree",
+      );
+    }
+    full = { ...full, scaling: s.scaling };
+  }
+  const partial = agree(
+    json.partial_rotary_factor ?? undefined,
+    full.partial,
+    "partial_rotary_factor and rope_parameters.partial_rotary_factor",
+  );
+  const thetaFull = positiveNumber(theta ?? 10000, "rope_theta");
+  const thetaLocal = agree(
+    json.rope_local_base_freq ?? undefined,
+    local?.theta,
+    "rope_local_base_freq and rope_parameters.sliding_attention.rope_theta",
+  );
+  return {
+    theta: thetaFull,
+    thetaLocal: thetaLocal === undefined
+      ? null
+      : positiveNumber(thetaLocal, "rope_local_base_freq"),
+    scaling: full.scaling,
+    partial: partial === undefined
+      ? 1
+      : positiveNumber(partial, "partial_rotary_factor"),
+  };
+}
+
+/**
+ * Per-frequency divisors of RoPE (frequency i is theta^(-2i/d) / div[i])
+ * for a scaling, as llama.cpp's converter writes `rope_freqs.weight` and
+ * transformers' `_compute_llama3_parameters` scales `inv_freq`.
+ */
+export function ropeFreqDivisors(
+  s: RopeScaling | null,
+  ropeDim: number,
+  theta: number,
+): Float64Array {
+  const half = ropeDim / 2;
+  const div = new Float64Array(half).fill(1);
+  if (!s) return div;
+  if (s.type === "linear") return div.fill(s.factor);
+  const lowWavelen = s.originalContext / s.lowFreqFactor;
+  const highWavelen = s.originalContext / s.highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const freq = Math.pow(theta, (-2 * i) / ropeDim);
+    const wavelen = (2 * Math.PI) / freq;
+    if (wavelen < highWavelen) div[i] = 1;
+    else if (wavelen > lowWavelen) div[i] = s.factor;
+    else {
+      const smooth = (s.originalContext / wavelen - s.lowFreqFactor) /
+        (s.highFreqFactor - s.lowFreqFactor);
+      div[i] = 1 / ((1 - smooth) / s.factor + smooth);
+    }
+  }
+  return div;
 }
 
 /** Tensors a model of `config` must have, with their row-major shapes. */
 export function expectedTensors(c: ModelConfig): ShapeOf[] {
+  const t = traitsOf(c);
   const q = c.nHeads * c.headDim;
   const kv = c.nKvHeads * c.headDim;
   const out: ShapeOf[] = [
@@ -355,39 +799,75 @@ export function expectedTensors(c: ModelConfig): ShapeOf[] {
   if (!c.tiedEmbeddings) {
     out.push({ name: "output.weight", shape: [c.vocabSize, c.dim] });
   }
+  if (c.ropeFreqsTensor) {
+    out.push({ name: "rope_freqs.weight", shape: [c.ropeDim / 2] });
+  }
   for (let i = 0; i < c.nLayers; i++) {
     const b = `blk.${i}.`;
-    out.push(
-      { name: `${b}attn_norm.weight`, shape: [c.dim] },
-      { name: `${b}attn_q.weight`, shape: [q, c.dim] },
-      { name: `${b}attn_k.weight`, shape: [kv, c.dim] },
-      { name: `${b}attn_v.weight`, shape: [kv, c.dim] },
-      { name: `${b}attn_output.weight`, shape: [c.dim, q] },
-      { name: `${b}ffn_norm.weight`, shape: [c.dim] },
-      { name: `${b}ffn_gate.weight`, shape: [c.ffnDim, c.dim] },
-      { name: `${b}ffn_up.weight`, shape: [c.ffnDim, c.dim] },
-      { name: `${b}ffn_down.weight`, shape: [c.dim, c.ffnDim] },
-    );
-    if (c.attnBias) {
+    const v = (name: string, n: number) => ({ name: b + name, shape: [n] });
+    const m = (name: string, rows: number, cols: number) => ({
+      name: b + name,
+      shape: [rows, cols],
+    });
+    out.push(v("attn_norm.weight", c.dim));
+    if (t.fused) out.push(m("attn_qkv.weight", q + 2 * kv, c.dim));
+    else {
       out.push(
-        { name: `${b}attn_q.bias`, shape: [q] },
-        { name: `${b}attn_k.bias`, shape: [kv] },
-        { name: `${b}attn_v.bias`, shape: [kv] },
+        m("attn_q.weight", q, c.dim),
+        m("attn_k.weight", kv, c.dim),
+        m("attn_v.weight", kv, c.dim),
+      );
+    }
+    out.push(m("attn_output.weight", c.dim, q), v("ffn_norm.weight", c.dim));
+    if (t.fused) out.push(m("ffn_up.weight", 2 * c.ffnDim, c.dim));
+    else {
+      out.push(
+        m("ffn_gate.weight", c.ffnDim, c.dim),
+        m("ffn_up.weight", c.ffnDim, c.dim),
+      );
+    }
+    out.push(m("ffn_down.weight", c.dim, c.ffnDim));
+    if (c.attnBias) {
+      out.push(v("attn_q.bias", q), v("attn_k.bias", kv), v("attn_v.bias", kv));
+    }
+    if (t.qkNorm) {
+      out.push(
+        v("attn_q_norm.weight", c.headDim),
+        v("attn_k_norm.weight", c.headDim),
+      );
+    }
+    if (t.postNorms) {
+      out.push(
+        v("post_attention_norm.weight", c.dim),
+        v("post_ffw_norm.weight", c.dim),
       );
     }
   }
   return out;
 }
 
-/** Throws a `TypeError` naming the first missing or misshapen tensor. */
+/**
+ * Throws a `TypeError` naming the first missing or misshapen tensor, or a
+ * tensor the engine would not use (a bias or an expert it does not
+ * implement must not be ignored silently).
+ */
 export function checkTensors(c: ModelConfig, tensors: ShapeOf[]): void {
   const have = new Map(tensors.map((t) => [t.name, t.shape]));
-  for (const want of expectedTensors(c)) {
-    const shape = have.get(want.name);
-    if (!shape) throw new TypeError(`tensor ${want.name} is missing`);
-    if (shape.join(",") !== want.shape.join(",")) {
+  const want = expectedTensors(c);
+  for (const w of want) {
+    const shape = have.get(w.name);
+    if (!shape) throw new TypeError(`tensor ${w.name} is missing`);
+    if (shape.join(",") !== w.shape.join(",")) {
       throw new TypeError(
-        `tensor ${want.name} has shape [${shape}], expected [${want.shape}]`,
+        `tensor ${w.name} has shape [${shape}], expected [${w.shape}]`,
+      );
+    }
+  }
+  const known = new Set(want.map((w) => w.name));
+  for (const t of tensors) {
+    if (!known.has(t.name)) {
+      throw new TypeError(
+        `tensor ${t.name} is not used by alisa's ${c.arch} forward pass: not supported`,
       );
     }
   }

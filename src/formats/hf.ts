@@ -9,8 +9,11 @@
  * interleaved pairs. By default the loader applies the same permutation while
  * reading, so HF and GGUF copies of a model give identical Q/K weights and the
  * config says `ropeLayout: "interleaved"`; with `permuteQK: false` the rows
- * stay as stored and the config says `"rotate_half"`. Qwen2 is rotate-half in
- * both formats and is never permuted.
+ * stay as stored and the config says `"rotate_half"`. Qwen, Gemma and Phi-3
+ * are rotate-half in both formats and are never permuted.
+ *
+ * Gemma stores its RMSNorm weights as w - 1 (its norm multiplies by 1 + w);
+ * they are read back as w, as llama.cpp's converter writes them.
  *
  * @module
  */
@@ -34,24 +37,45 @@ const LAYER_NAMES: Record<string, string> = {
   "self_attn.q_proj.bias": "attn_q.bias",
   "self_attn.k_proj.bias": "attn_k.bias",
   "self_attn.v_proj.bias": "attn_v.bias",
+  "self_attn.o_proj.bias": "attn_output.bias",
+  "self_attn.q_norm.weight": "attn_q_norm.weight",
+  "self_attn.k_norm.weight": "attn_k_norm.weight",
+  "self_attn.qkv_proj.weight": "attn_qkv.weight",
   "post_attention_layernorm.weight": "ffn_norm.weight",
   "mlp.gate_proj.weight": "ffn_gate.weight",
   "mlp.up_proj.weight": "ffn_up.weight",
+  "mlp.gate_up_proj.weight": "ffn_up.weight",
   "mlp.down_proj.weight": "ffn_down.weight",
+};
+
+/**
+ * Gemma 2/3 norm the attention and MLP outputs too: there
+ * `post_attention_layernorm` is the attention output's norm and
+ * `pre_feedforward_layernorm` the MLP input's (llama.cpp's names).
+ */
+const GEMMA_LAYER_NAMES: Record<string, string> = {
+  ...LAYER_NAMES,
+  "post_attention_layernorm.weight": "post_attention_norm.weight",
+  "pre_feedforward_layernorm.weight": "ffn_norm.weight",
+  "post_feedforward_layernorm.weight": "post_ffw_norm.weight",
 };
 
 /**
  * The GGUF name of a Hugging Face tensor, `null` for tensors that carry no
  * weights (`rotary_emb.inv_freq`), or the name unchanged when unknown.
+ * `modelType` (config.json's) picks Gemma's names for its extra norms.
  */
-export function ggufName(hf: string): string | null {
+export function ggufName(hf: string, modelType = "llama"): string | null {
   if (hf === "model.embed_tokens.weight") return "token_embd.weight";
   if (hf === "model.norm.weight") return "output_norm.weight";
   if (hf === "lm_head.weight") return "output.weight";
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hf);
   if (m) {
     if (m[2].endsWith("rotary_emb.inv_freq")) return null;
-    const n = LAYER_NAMES[m[2]];
+    const table = modelType.startsWith("gemma")
+      ? GEMMA_LAYER_NAMES
+      : LAYER_NAMES;
+    const n = table[m[2]];
     if (n) return `blk.${m[1]}.${n}`;
   }
   return hf;
@@ -86,6 +110,8 @@ export interface HfTensor extends SafetensorsTensorInfo {
   file: SafetensorsFile;
   /** Row permutation applied while reading (Q/K of Llama), or null. */
   rowOrder: Int32Array | null;
+  /** Values are stored minus one (Gemma's RMSNorm weights): add it back. */
+  plusOne: boolean;
 }
 
 /** Options for {@linkcode HfModelDir.open}. */
@@ -149,18 +175,26 @@ export class HfModelDir {
       }
       const tensors: HfTensor[] = [];
       const seen = new Set<string>();
+      const modelType = String(configJson.model_type);
+      const plusOne = modelType.startsWith("gemma");
       for (const file of files) {
         for (const t of file.tensors) {
-          const name = ggufName(t.name);
+          const name = ggufName(t.name, modelType);
           if (name === null) continue;
           if (seen.has(name)) {
             throw new TypeError(`tensor ${t.name} appears in two shards`);
           }
           seen.add(name);
-          tensors.push({ ...t, name, hfName: t.name, file, rowOrder: null });
+          tensors.push({
+            ...t,
+            name,
+            hfName: t.name,
+            file,
+            rowOrder: null,
+            plusOne: plusOne && name.endsWith("norm.weight"),
+          });
         }
       }
-      const modelType = String(configJson.model_type);
       const permute = (options.permuteQK ?? true) &&
         (modelType === "llama" || modelType === "mistral");
       const config = configFromHf(

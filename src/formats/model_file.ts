@@ -147,7 +147,12 @@ class HfModelFile implements ModelFile {
   async read(name: string, to: FloatType = "f32"): Promise<TensorData> {
     const t = this.hf.tensor(name);
     try {
-      return dequantize(t.type, await this.hf.readRaw(name), t.nElements, to);
+      const raw = await this.hf.readRaw(name);
+      if (!t.plusOne) return dequantize(t.type, raw, t.nElements, to);
+      const v = dequantize(t.type, raw, t.nElements, "f32") as Float32Array;
+      for (let i = 0; i < v.length; i++) v[i] += 1;
+      if (to === "f32") return v;
+      return dequantize("F32", new Uint8Array(v.buffer), v.length, to);
     } catch (e) {
       throw withContext(this.name, e);
     }

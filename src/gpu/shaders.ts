@@ -29,7 +29,12 @@ import rope from "../../shaders/model/rope.wgsl" with { type: "text" };
 import attention from "../../shaders/model/attention.wgsl" with {
   type: "text",
 };
-import siluMul from "../../shaders/model/silu_mul.wgsl" with { type: "text" };
+import actMul from "../../shaders/model/act_mul.wgsl" with { type: "text" };
+import addBias from "../../shaders/model/add_bias.wgsl" with { type: "text" };
+import headNorm from "../../shaders/model/head_norm.wgsl" with {
+  type: "text",
+};
+import softcap from "../../shaders/model/softcap.wgsl" with { type: "text" };
 import argmax from "../../shaders/model/argmax.wgsl" with { type: "text" };
 import kvAccess from "../../shaders/kv/kv_access.wgsl" with { type: "text" };
 import kvStore from "../../shaders/kv/kv_store.wgsl" with { type: "text" };
@@ -67,7 +72,10 @@ const OPS = {
   rmsnorm,
   rope,
   attention,
-  silu_mul: siluMul,
+  act_mul: actMul,
+  add_bias: addBias,
+  head_norm: headNorm,
+  softcap,
   argmax,
   kv_store: kvStore,
   sel_mask: selMask,

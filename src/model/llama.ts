@@ -8,24 +8,34 @@
  * the KV policy (`src/sparse/policy.ts`): the layer loop names neither a
  * policy nor a storage scheme (candle's pattern: the cache is passed in).
  *
- * Per layer, for the step's n tokens (shapes in elements):
+ * For the step's n tokens (shapes in elements), x = embedding (times
+ * sqrt(dim) for Gemma), then per layer:
  *
  *     xn   = RMSNorm(x) * attn_norm               (n, dim)
- *     q    = Wq xn, k = Wk xn, v = Wv xn           (n, q_dim), (n, kv_dim) x2
- *     q, k = RoPE(q, k) at each token's position
+ *     q    = Wq xn (+ bq), k = Wk xn (+ bk),       (n, q_dim), (n, kv_dim) x2
+ *     v    = Wv xn (+ bv)                          (biases: Qwen2)
+ *     q, k = RMSNorm per head * q_norm, k_norm     (Qwen3, Gemma 3)
+ *     q, k = RoPE(q, k) at each token's position   (the layer's own table)
  *     kv[layer, slot, pos] = k, v                  (f16, a pool row)
- *     o    = softmax(q K^T / sqrt(hd)) V           (n, q_dim), causal, GQA,
+ *     o    = softmax(cap(q K^T * scale)) V         (n, q_dim), causal, GQA,
  *                                                  over the policy's positions
- *     x   += Wo o
+ *                                                  within the layer's window
+ *     x   += Wo o                 (Gemma: x += RMSNorm(Wo o) * post_attn_norm)
  *     xn   = RMSNorm(x) * ffn_norm
- *     h    = silu(Wgate xn) * (Wup xn)             (n, ffn_dim)
- *     x   += Wdown h
+ *     h    = act(Wgate xn) * (Wup xn)              (n, ffn_dim); SiLU or GELU-tanh
+ *     x   += Wdown h              (Gemma: x += RMSNorm(Wdown h) * post_ffw_norm)
  *
- * then logits = Wout RMSNorm(x) for the output rows only, and argmax.
+ * then logits = Wout RMSNorm(x) for the output rows only (soft-capped for
+ * Gemma 2), and argmax. What differs per architecture is in the config
+ * (`src/formats/config.ts`: `ARCH_TRAITS` and the per-model numbers).
  *
  * @module
  */
-import type { ModelConfig } from "../formats/config.ts";
+import {
+  type ModelConfig,
+  ropeFreqDivisors,
+  traitsOf,
+} from "../formats/config.ts";
 import type { ModelFile } from "../formats/model_file.ts";
 import { BufferSet } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
@@ -50,15 +60,19 @@ import { createPolicy } from "../sparse/create_policy.ts";
 import type { KvPolicy } from "../sparse/policy.ts";
 import { checkPolicy, type PolicySpec } from "../sparse/spec.ts";
 import {
+  actMulDispatch,
+  addBiasDispatch,
   argmaxDispatch,
   attentionDispatch,
   embedDispatches,
+  headNormDispatch,
   matmulDispatches,
   rmsnormDispatch,
   ropeDispatch,
   ropeTable,
-  siluMulDispatch,
+  softcapDispatch,
 } from "./ops.ts";
+import type { LayerWeights } from "./weights.ts";
 import { type UploadProgress, uploadWeights, type Weights } from "./weights.ts";
 import { checkEngineOptions, checkPolicyState } from "./limits.ts";
 import { scheduled, TieredSteps } from "./tiered_step.ts";
@@ -79,6 +93,7 @@ interface RunState {
   ids: GPUBuffer; // (maxOut,) argmax
   idsRead: GPUBuffer; // (maxOut,) staging for the readback
   ropeTable: GPUBuffer; // (ctx, rope_dim / 2) of (cos, sin)
+  ropeTableLocal: GPUBuffer; // the same for sliding-window layers (Gemma 3's own base), else ropeTable
 }
 
 /** A step's dispatches, by stage: the layer loop is `layers[l]`. */
@@ -224,16 +239,6 @@ export class LlamaModel {
       kvGpuBytes: o.kv?.gpuBytes,
     }, gpu.limits);
     const c = file.config;
-    if (c.attnBias) {
-      throw new TypeError(
-        `Cannot load model ${file.name}: Q/K/V biases (${c.arch}) are not supported by the GPU engine yet`,
-      );
-    }
-    if (c.ropeDim !== c.headDim) {
-      throw new TypeError(
-        `Cannot load model ${file.name}: partial RoPE is not supported yet`,
-      );
-    }
     if (c.headDim > 256 || c.headDim % 2) {
       throw new TypeError(
         `Cannot load model ${file.name}: head dimension ${c.headDim} is not supported (even, at most 256)`,
@@ -278,7 +283,14 @@ export class LlamaModel {
       const rs = set.child("run");
       const f = (name: string, elems: number) => rs.buffer(name, elems * 4);
       const T = maxStepTokens;
-      const table = ropeTable(ctx, c.ropeDim, c.ropeTheta);
+      const divisors = c.ropeFreqsTensor
+        ? await file.read("rope_freqs.weight", "f32") as Float32Array
+        : ropeFreqDivisors(c.ropeScaling, c.ropeDim, c.ropeTheta);
+      const table = ropeTable(ctx, c.ropeDim, c.ropeTheta, divisors);
+      const localTable = c.ropeThetaLocal === null
+        ? null
+        : ropeTable(ctx, c.ropeDim, c.ropeThetaLocal);
+      const ropeBuf = rs.buffer("rope_table", table.byteLength, table);
       const s: RunState = {
         x: f("x", T * c.dim),
         xn: f("xn", T * c.dim),
@@ -297,7 +309,10 @@ export class LlamaModel {
           maxOut * 4,
           GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
         ),
-        ropeTable: rs.buffer("rope_table", table.byteLength, table),
+        ropeTable: ropeBuf,
+        ropeTableLocal: localTable
+          ? rs.buffer("rope_table_local", localTable.byteLength, localTable)
+          : ropeBuf,
       };
       await gpu.device.queue.onSubmittedWorkDone();
       gpu.check();
@@ -361,29 +376,24 @@ export class LlamaModel {
         accumulate,
         tokensPerGroup: tt,
       });
-    const rope = (v: GPUBuffer, nHeads: number) =>
-      ropeDispatch(ctx, {
-        v,
-        table: s.ropeTable,
-        nHeads,
-        headDim: c.headDim,
-        ropeDim: c.ropeDim,
-        maxPos: kv.ctx,
-        interleaved: c.ropeLayout === "interleaved",
-      });
-    const layers = w.layers.map((L, l) => [
+    const t = traitsOf(c);
+    const norm = (
+      x: GPUBuffer,
+      y: GPUBuffer,
+      weight: GPUBuffer,
+      accumulate = false,
+    ) =>
       rmsnormDispatch(ctx, {
-        x: s.x,
-        y: s.xn,
-        weight: L.attnNorm,
+        x,
+        y,
+        weight,
         dim: c.dim,
         eps: c.normEps,
-      }),
-      ...mm(L.wq, s.xn, s.q),
-      ...mm(L.wk, s.xn, s.k),
-      ...mm(L.wv, s.xn, s.v),
-      rope(s.q, c.nHeads),
-      rope(s.k, c.nKvHeads),
+        accumulate,
+      });
+    const layers = w.layers.map((L, l) => [
+      norm(s.x, s.xn, L.attnNorm),
+      ...this.qkvDispatches(ctx, l, s.xn, { q: s.q, k: s.k, v: s.v }, tt),
       kvStoreDispatch(ctx, {
         k: s.k,
         v: s.v,
@@ -404,25 +414,36 @@ export class LlamaModel {
           nKvHeads: c.nKvHeads,
           headDim: c.headDim,
           ctx: kv.ctx,
+          scale: c.attnScale,
+          softcap: c.attnSoftcap,
+          window: c.layerWindows[l],
         }),
       ),
       ...pol.afterAttention(ctx, l, s.att),
-      ...mm(L.wo, s.o, s.x, true),
-      rmsnormDispatch(ctx, {
-        x: s.x,
-        y: s.xn,
-        weight: L.ffnNorm,
-        dim: c.dim,
-        eps: c.normEps,
-      }),
+      // x += Wo o, or with a post-norm x += RMSNorm(Wo o) (xn is free here).
+      ...(L.postAttnNorm
+        ? [...mm(L.wo, s.o, s.xn), norm(s.xn, s.x, L.postAttnNorm, true)]
+        : mm(L.wo, s.o, s.x, true)),
+      norm(s.x, s.xn, L.ffnNorm),
       ...mm(L.wGate, s.xn, s.gate),
       ...mm(L.wUp, s.xn, s.up),
-      siluMulDispatch(ctx, { gate: s.gate, up: s.up, width: c.ffnDim }),
-      ...mm(L.wDown, s.up, s.x, true),
+      actMulDispatch(ctx, {
+        gate: s.gate,
+        up: s.up,
+        width: c.ffnDim,
+        act: t.act,
+      }),
+      ...(L.postFfwNorm
+        ? [...mm(L.wDown, s.up, s.xn), norm(s.xn, s.x, L.postFfwNorm, true)]
+        : mm(L.wDown, s.up, s.x, true)),
     ]);
     return {
       set,
-      embed: embedDispatches(ctx, { weight: w.tokenEmbd, x: s.x }),
+      embed: embedDispatches(ctx, {
+        weight: w.tokenEmbd,
+        x: s.x,
+        scale: t.embedScale ? Math.sqrt(c.dim) : 1,
+      }),
       layers,
       out: [
         rmsnormDispatch(ctx, {
@@ -442,6 +463,13 @@ export class LlamaModel {
           outRowsOnly: true,
           tokensPerGroup: tt,
         }),
+        ...(c.finalSoftcap > 0
+          ? [softcapDispatch(ctx, {
+            v: s.logits,
+            width: c.vocabSize,
+            cap: c.finalSoftcap,
+          })]
+          : []),
         argmaxDispatch(ctx, {
           logits: s.logits,
           ids: s.ids,
@@ -449,6 +477,67 @@ export class LlamaModel {
         }),
       ],
     };
+  }
+
+  /**
+   * Layer `l`'s Q (when `out.q` is given), K and V from the normalized
+   * input `xn`, shared by the forward pass and the recompute tier:
+   * projections, biases, per-head norms and RoPE with the layer's table.
+   */
+  private qkvDispatches(
+    ctx: OpContext,
+    l: number,
+    xn: GPUBuffer,
+    out: { q?: GPUBuffer; k: GPUBuffer; v: GPUBuffer },
+    tt: number,
+  ): Dispatch[] {
+    const c = this.config, L: LayerWeights = this.w.layers[l];
+    const table = c.layerWindows[l] > 0
+      ? this.s.ropeTableLocal
+      : this.s.ropeTable;
+    const one = (
+      weight: GpuWeight,
+      y: GPUBuffer,
+      bias: GPUBuffer | null,
+      norm: GPUBuffer | null,
+      nHeads: number,
+      rope: boolean,
+    ): Dispatch[] => [
+      ...matmulDispatches(ctx, {
+        weight,
+        x: xn,
+        y,
+        xStride: weight.cols,
+        yStride: weight.rows,
+        tokensPerGroup: tt,
+      }),
+      ...(bias ? [addBiasDispatch(ctx, { y, bias, width: weight.rows })] : []),
+      ...(norm
+        ? [headNormDispatch(ctx, {
+          v: y,
+          weight: norm,
+          nHeads,
+          headDim: c.headDim,
+          eps: c.normEps,
+        })]
+        : []),
+      ...(rope
+        ? [ropeDispatch(ctx, {
+          v: y,
+          table,
+          nHeads,
+          headDim: c.headDim,
+          ropeDim: c.ropeDim,
+          maxPos: this.kv.ctx,
+          interleaved: c.ropeLayout === "interleaved",
+        })]
+        : []),
+    ];
+    return [
+      ...(out.q ? one(L.wq, out.q, L.bq, L.qNorm, c.nHeads, true) : []),
+      ...one(L.wk, out.k, L.bk, L.kNorm, c.nKvHeads, true),
+      ...one(L.wv, out.v, L.bv, null, c.nKvHeads, false),
+    ];
   }
 
   /** The policy's selection dispatches (`next`: for each token's next step). */
@@ -653,8 +742,9 @@ export class LlamaModel {
 
   /**
    * The dispatches rebuilding K and V of the recompute scratch's tokens at
-   * layer `l` with the forward pass's own kernels: K = RoPE(Wk RMSNorm(x)),
-   * V = Wv RMSNorm(x), stored into their rows.
+   * layer `l` with the forward pass's own kernels (`qkvDispatches`):
+   * K = RoPE(norm(Wk RMSNorm(x) + bk)), V = Wv RMSNorm(x) + bv, stored
+   * into their rows.
    */
   private rcPlan(l: number): Dispatch[] {
     const key = `rc.${l}`;
@@ -663,15 +753,6 @@ export class LlamaModel {
       const rc = this.kv.rc!, c = this.config, L = this.w.layers[l];
       const set = this.set.child(`plan.${key}`);
       const ctx: OpContext = { gpu: this.gpu, set, sb: rc.sb };
-      const mm = (weight: GpuWeight, y: GPUBuffer) =>
-        matmulDispatches(ctx, {
-          weight,
-          x: rc.xn,
-          y,
-          xStride: weight.cols,
-          yStride: weight.rows,
-          tokensPerGroup: 4,
-        });
       const layers = [[
         rmsnormDispatch(ctx, {
           x: rc.x,
@@ -680,17 +761,7 @@ export class LlamaModel {
           dim: c.dim,
           eps: c.normEps,
         }),
-        ...mm(L.wk, rc.k),
-        ...mm(L.wv, rc.v),
-        ropeDispatch(ctx, {
-          v: rc.k,
-          table: this.s.ropeTable,
-          nHeads: c.nKvHeads,
-          headDim: c.headDim,
-          ropeDim: c.ropeDim,
-          maxPos: this.kv.ctx,
-          interleaved: c.ropeLayout === "interleaved",
-        }),
+        ...this.qkvDispatches(ctx, l, rc.xn, { k: rc.k, v: rc.v }, 4),
         kvStoreDispatch(ctx, {
           k: rc.k,
           v: rc.v,

@@ -14,6 +14,7 @@ import {
   u32s,
 } from "../gpu/dispatch.ts";
 import type { GpuWeight } from "../gpu/weights.ts";
+import type { Activation } from "../formats/config.ts";
 
 /**
  * Threads per output row for a matmul with `cols` inputs. A software
@@ -101,30 +102,40 @@ export function matmulDispatches(
   });
 }
 
-/** x[t] = embedding row of token t's id. */
+/** x[t] = embedding row of token t's id, times `scale` (default 1). */
 export function embedDispatches(
   c: OpContext,
-  o: { weight: GpuWeight; x: GPUBuffer },
+  o: { weight: GpuWeight; x: GPUBuffer; scale?: number },
 ): Dispatch[] {
   const pipeline = pipe(c.gpu, "embed", o.weight.type, { WG: 64 });
-  return o.weight.parts.map((part) => ({
-    label: `embed ${o.weight.name}[${part.rowStart}]`,
-    pipeline,
-    bindGroup: bind(c.gpu, "embed", pipeline, {
-      0: c.set.uniform(
-        "embed",
-        u32s(o.weight.cols, o.weight.rows, part.rowStart, part.rows),
-      ),
-      1: c.sb.step,
-      3: o.x,
-      8: part.w,
-      9: part.ws,
-    }),
-    grid: (n) => [n, 1, 1],
-  }));
+  return o.weight.parts.map((part) => {
+    const params = new ArrayBuffer(32);
+    new Uint32Array(params).set([
+      o.weight.cols,
+      o.weight.rows,
+      part.rowStart,
+      part.rows,
+    ]);
+    new Float32Array(params)[4] = o.scale ?? 1;
+    return {
+      label: `embed ${o.weight.name}[${part.rowStart}]`,
+      pipeline,
+      bindGroup: bind(c.gpu, "embed", pipeline, {
+        0: c.set.uniform("embed", new Uint8Array(params)),
+        1: c.sb.step,
+        3: o.x,
+        8: part.w,
+        9: part.ws,
+      }),
+      grid: (n) => [n, 1, 1],
+    };
+  });
 }
 
-/** y[t] = RMSNorm(x[t]) * weight (rows out_rows[t] with `gather`). */
+/**
+ * y[t] = RMSNorm(x[t]) * weight (rows out_rows[t] with `gather`; added to
+ * y with `accumulate`).
+ */
 export function rmsnormDispatch(
   c: OpContext,
   o: {
@@ -134,11 +145,17 @@ export function rmsnormDispatch(
     dim: number;
     eps: number;
     gather?: boolean;
+    accumulate?: boolean;
   },
 ): Dispatch {
   const pipeline = pipe(c.gpu, "rmsnorm", undefined, { WG: 64 });
   const params = new ArrayBuffer(16);
-  new Uint32Array(params).set([o.dim, 0, o.gather ? 1 : 0, 0]);
+  new Uint32Array(params).set([
+    o.dim,
+    0,
+    o.gather ? 1 : 0,
+    o.accumulate ? 1 : 0,
+  ]);
   new Float32Array(params)[1] = o.eps;
   return {
     label: "rmsnorm",
@@ -188,17 +205,29 @@ export function ropeDispatch(
   };
 }
 
-/** The (maxPos, ropeDim / 2) table of (cos, sin) of pos * theta^(-2i/ropeDim), computed in f64. */
+/**
+ * The (maxPos, ropeDim / 2) table of (cos, sin) of
+ * pos * theta^(-2i/ropeDim) / divisors[i], computed in f64. `divisors`
+ * (default all 1) scales each frequency: Llama 3.1's scaling, GGUF's
+ * `rope_freqs.weight`, linear scaling.
+ */
 export function ropeTable(
   maxPos: number,
   ropeDim: number,
   theta: number,
+  divisors?: ArrayLike<number>,
 ): Float32Array {
   const half = ropeDim / 2;
+  if (divisors && divisors.length !== half) {
+    throw new RangeError(
+      `RoPE needs ${half} frequency divisors, got ${divisors.length}`,
+    );
+  }
   const t = new Float32Array(maxPos * half * 2);
   for (let pos = 0; pos < maxPos; pos++) {
     for (let i = 0; i < half; i++) {
-      const a = pos * Math.pow(theta, (-2 * i) / ropeDim);
+      const a = pos * Math.pow(theta, (-2 * i) / ropeDim) /
+        (divisors ? divisors[i] : 1);
       t[(pos * half + i) * 2] = Math.cos(a);
       t[(pos * half + i) * 2 + 1] = Math.sin(a);
     }
@@ -231,6 +260,12 @@ export function attentionDispatch(
     nKvHeads: number;
     headDim: number;
     ctx: number;
+    /** Score scale (default 1/sqrt(headDim)). */
+    scale?: number;
+    /** > 0: scores soft-capped at it (Gemma 2). */
+    softcap?: number;
+    /** > 0: the layer's sliding window in positions. */
+    window?: number;
   },
 ): Dispatch {
   const pipeline = pipe(c.gpu, "attention", undefined, { WG: 64 }, {
@@ -238,7 +273,11 @@ export function attentionDispatch(
   });
   const params = new ArrayBuffer(32);
   new Uint32Array(params).set([o.nHeads, o.nKvHeads, o.headDim, o.ctx]);
-  new Float32Array(params)[4] = 1 / Math.sqrt(o.headDim);
+  new Float32Array(params).set([
+    o.scale ?? 1 / Math.sqrt(o.headDim),
+    o.softcap ?? 0,
+  ], 4);
+  new Uint32Array(params)[6] = o.window ?? 0;
   return {
     label: "attention",
     pipeline,
@@ -255,27 +294,103 @@ export function attentionDispatch(
   };
 }
 
-/** up = silu(gate) * up over (n_tokens, width). */
-export function siluMulDispatch(
+/** A grid of 64-thread workgroups covering `count` elements. */
+function flatGrid(count: number, WG: number): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(count / WG));
+  const x = Math.min(groups, MAX_WG_PER_DIM);
+  return [x, Math.ceil(groups / x), 1];
+}
+
+/** up = act(gate) * up over (n_tokens, width); act SiLU (default) or GELU-tanh. */
+export function actMulDispatch(
   c: OpContext,
-  o: { gate: GPUBuffer; up: GPUBuffer; width: number },
+  o: { gate: GPUBuffer; up: GPUBuffer; width: number; act?: Activation },
 ): Dispatch {
   const WG = 64;
-  const pipeline = pipe(c.gpu, "silu_mul", undefined, { WG });
+  const pipeline = pipe(c.gpu, "act_mul", undefined, {
+    WG,
+    ACT: o.act === "gelu_tanh" ? 1 : 0,
+  });
   return {
-    label: "silu_mul",
+    label: "act_mul",
     pipeline,
-    bindGroup: bind(c.gpu, "silu_mul", pipeline, {
-      0: c.set.uniform("silu_mul", u32s(o.width)),
+    bindGroup: bind(c.gpu, "act_mul", pipeline, {
+      0: c.set.uniform("act_mul", u32s(o.width)),
       1: c.sb.step,
       2: o.gate,
       3: o.up,
     }),
-    grid: (n) => {
-      const groups = Math.ceil((n * o.width) / WG);
-      const x = Math.min(groups, MAX_WG_PER_DIM);
-      return [x, Math.ceil(groups / x), 1];
-    },
+    grid: (n) => flatGrid(n * o.width, WG),
+  };
+}
+
+/** y[t] += bias over (n_tokens, width). */
+export function addBiasDispatch(
+  c: OpContext,
+  o: { y: GPUBuffer; bias: GPUBuffer; width: number },
+): Dispatch {
+  const WG = 64;
+  const pipeline = pipe(c.gpu, "add_bias", undefined, { WG });
+  return {
+    label: "add_bias",
+    pipeline,
+    bindGroup: bind(c.gpu, "add_bias", pipeline, {
+      0: c.set.uniform("add_bias", u32s(o.width)),
+      1: c.sb.step,
+      3: o.y,
+      5: o.bias,
+    }),
+    grid: (n) => flatGrid(n * o.width, WG),
+  };
+}
+
+/** Per-head RMSNorm in place on (n_tokens, nHeads, headDim). */
+export function headNormDispatch(
+  c: OpContext,
+  o: {
+    v: GPUBuffer;
+    weight: GPUBuffer;
+    nHeads: number;
+    headDim: number;
+    eps: number;
+  },
+): Dispatch {
+  const pipeline = pipe(c.gpu, "head_norm", undefined, { WG: 64 });
+  const params = new ArrayBuffer(16);
+  new Uint32Array(params).set([o.headDim, 0, o.nHeads, 0]);
+  new Float32Array(params)[1] = o.eps;
+  return {
+    label: "head_norm",
+    pipeline,
+    bindGroup: bind(c.gpu, "head_norm", pipeline, {
+      0: c.set.uniform("head_norm", new Uint8Array(params)),
+      1: c.sb.step,
+      3: o.v,
+      5: o.weight,
+    }),
+    grid: (n) => [n, o.nHeads, 1],
+  };
+}
+
+/** v = cap * tanh(v / cap) over the output rows (n_out, width). */
+export function softcapDispatch(
+  c: OpContext,
+  o: { v: GPUBuffer; width: number; cap: number },
+): Dispatch {
+  const WG = 64;
+  const pipeline = pipe(c.gpu, "softcap", undefined, { WG });
+  const params = new ArrayBuffer(16);
+  new Uint32Array(params)[0] = o.width;
+  new Float32Array(params)[1] = o.cap;
+  return {
+    label: "softcap",
+    pipeline,
+    bindGroup: bind(c.gpu, "softcap", pipeline, {
+      0: c.set.uniform("softcap", new Uint8Array(params)),
+      1: c.sb.step,
+      3: o.v,
+    }),
+    grid: (_n, nOut) => flatGrid(nOut * o.width, WG),
   };
 }
 

@@ -1,7 +1,7 @@
-// h = silu(gate) * up, elementwise over (n_tokens, ffn_dim).
+// y[t, i] += bias[i] over (n_tokens, width): the Q/K/V biases of Qwen2.
 
 struct Params {
-  width: u32,  // ffn_dim (elements per token)
+  width: u32,  // elements per token
   _pad0: u32,
   _pad1: u32,
   _pad2: u32,
@@ -11,13 +11,12 @@ override WG: u32 = 64;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> step: Step;
-@group(0) @binding(2) var<storage, read> gate: array<f32>;
-@group(0) @binding(3) var<storage, read_write> up: array<f32>; // becomes h
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;  // (n_tokens, width)
+@group(0) @binding(5) var<storage, read> bias: array<f32>;     // (width,)
 
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = gid.x + gid.y * nwg.x * WG;
   if (i >= step.n_tokens * p.width) { return; }
-  let g = gate[i];
-  up[i] = g / (1.0 + exp(-g)) * up[i];
+  y[i] += bias[i % p.width];
 }
