@@ -6,6 +6,7 @@
  */
 import type { ModelFile } from "./model_file.ts";
 import type { GgufValue } from "./gguf.ts";
+import { type RopeScaling, traitsOf } from "./config.ts";
 import { gpuWeightOf } from "../gpu/weights.ts";
 
 /** The JSON form of `inspect --json`. */
@@ -29,6 +30,21 @@ export interface InspectReport {
     norm_eps: number;
     tied_embeddings: boolean;
     attn_bias: boolean;
+    /** RoPE base of the sliding-window layers where it is their own (Gemma 3). */
+    rope_theta_local: number | null;
+    rope_scaling: RopeScaling | null;
+    /** Frequency divisors come from the file's rope_freqs.weight. */
+    rope_freqs_tensor: boolean;
+    attn_scale: number;
+    attn_softcap: number;
+    final_softcap: number;
+    /** Per layer: sliding window in positions, 0 for full attention. */
+    layer_windows: number[];
+    activation: string;
+    qk_norm: boolean;
+    post_norms: boolean;
+    embed_scale: boolean;
+    fused_tensors: boolean;
   };
   tokenizer: {
     model: string;
@@ -89,6 +105,18 @@ export function inspectReport(m: ModelFile): InspectReport {
       norm_eps: c.normEps,
       tied_embeddings: c.tiedEmbeddings,
       attn_bias: c.attnBias,
+      rope_theta_local: c.ropeThetaLocal,
+      rope_scaling: c.ropeScaling,
+      rope_freqs_tensor: c.ropeFreqsTensor,
+      attn_scale: c.attnScale,
+      attn_softcap: c.attnSoftcap,
+      final_softcap: c.finalSoftcap,
+      layer_windows: c.layerWindows,
+      activation: traitsOf(c).act,
+      qk_norm: traitsOf(c).qkNorm,
+      post_norms: traitsOf(c).postNorms,
+      embed_scale: traitsOf(c).embedScale,
+      fused_tensors: traitsOf(c).fused,
     },
     tokenizer: {
       model: m.tokenizer.model,
@@ -136,6 +164,37 @@ function human(n: number): string {
   return `${n}`;
 }
 
+/** The config lines that differ from plain Llama, for the text report. */
+function archLines(c: InspectReport["config"]): string[] {
+  const parts: string[] = [];
+  if (c.rope_scaling) {
+    parts.push(`RoPE scaling ${JSON.stringify(c.rope_scaling)}`);
+  }
+  if (c.rope_freqs_tensor) parts.push("RoPE divisors from rope_freqs.weight");
+  if (c.rope_theta_local !== null) {
+    parts.push(`local layers' RoPE theta ${c.rope_theta_local}`);
+  }
+  if (c.activation !== "silu") parts.push(`activation ${c.activation}`);
+  if (c.qk_norm) parts.push("Q/K norms");
+  if (c.post_norms) parts.push("post-norms");
+  if (c.embed_scale) parts.push("embeddings x sqrt(dim)");
+  if (c.fused_tensors) parts.push("fused QKV and gate/up");
+  if (Math.abs(c.attn_scale * Math.sqrt(c.head_dim) - 1) > 1e-6) {
+    parts.push(`attention scale ${c.attn_scale.toPrecision(6)}`);
+  }
+  if (c.attn_softcap) parts.push(`attention soft-cap ${c.attn_softcap}`);
+  if (c.final_softcap) parts.push(`logit soft-cap ${c.final_softcap}`);
+  const windowed = c.layer_windows.filter((w) => w > 0).length;
+  if (windowed) {
+    parts.push(
+      `sliding window ${
+        Math.max(...c.layer_windows)
+      } on ${windowed} of ${c.n_layers} layers`,
+    );
+  }
+  return parts.length ? [`        ${parts.join(", ")}`] : [];
+}
+
 /** The report as text for a terminal. */
 export function formatReport(name: string, r: InspectReport): string {
   const c = r.config;
@@ -147,6 +206,7 @@ export function formatReport(name: string, r: InspectReport): string {
     `        RoPE theta ${c.rope_theta} over ${c.rope_dim} dims (${c.rope_layout}), RMSNorm eps ${c.norm_eps}, ${
       c.tied_embeddings ? "tied" : "separate"
     } output embedding${c.attn_bias ? ", Q/K/V biases" : ""}`,
+    ...archLines(c),
     `tokenizer: ${r.tokenizer.model}, ${r.tokenizer.vocab_size} tokens, BOS ${r.tokenizer.bos_id}, EOS ${r.tokenizer.eos_id}`,
     "",
   ];
