@@ -1,0 +1,257 @@
+/**
+ * Every architecture alisa runs, on tiny random-weight models built with
+ * `transformers` and converted by llama.cpp's own `convert_hf_to_gguf.py`
+ * and `llama-quantize` (`tests/fixtures/models/`, made by
+ * `make_models.py`; its README says how):
+ *
+ * - logits of the Hugging Face directory and of the f32 / f16 GGUFs equal
+ *   `transformers` fp32 logits (NMSE per prompt; the issue asks <= 1e-5
+ *   f32 and <= 1e-4 f16, bounds here are ~3x what llvmpipe measures);
+ * - the quantized GGUFs' logits equal `transformers` fp32 logits computed
+ *   on the dequantized weights (the fixture's `logits-<type>.bin`);
+ * - greedy generation from each GGUF equals llama.cpp's (node-llama-cpp
+ *   3.21.1) token for token for 32 tokens, or leaves it only at or after
+ *   the first near-tie the fixture's margin check found.
+ *
+ * Mistral's GGUF is the exception the converter makes: it drops the
+ * sliding window (llama.cpp runs Mistral with full attention), so its GGUF
+ * is compared with the full-attention logits; the window is honoured from
+ * `config.json`.
+ */
+import {
+  assertEquals,
+  assertGreaterOrEqual,
+  assertLessOrEqual,
+} from "@std/assert";
+import { loadModel } from "../src/api/model.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
+import { ropeFreqDivisors } from "../src/formats/config.ts";
+import { HAS_GPU, testGpu } from "./_gpu.ts";
+
+const ROOT = new URL("./fixtures/models/", import.meta.url);
+const path = (rel: string) => decodeURIComponent(new URL(rel, ROOT).pathname);
+const exists = (rel: string) => {
+  try {
+    Deno.statSync(path(rel));
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+interface Reference {
+  arch: string;
+  vocab: number;
+  prompts: { ids: number[]; offset_bytes: number; shape: [number, number] }[];
+  greedy?:
+    | Record<
+      string,
+      { prompt_ids: number[]; ids: number[]; stable_tokens: number }
+    >
+    | null;
+  checks?: Record<string, Record<string, unknown>>;
+}
+
+const reference = (arch: string): Reference =>
+  JSON.parse(Deno.readTextFileSync(path(`${arch}/reference.json`)));
+
+/** The fixture's logits of prompt i from `file` (default logits.bin). */
+function refLogits(
+  arch: string,
+  ref: Reference,
+  i: number,
+  file = "logits.bin",
+): Float32Array {
+  const bytes = Deno.readFileSync(path(`${arch}/${file}`));
+  const p = ref.prompts[i];
+  const n = p.shape[0] * p.shape[1];
+  return new Float32Array(
+    bytes.buffer.slice(p.offset_bytes, p.offset_bytes + n * 4),
+  );
+}
+
+function nmse(got: Float32Array, want: Float32Array): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] * want[i];
+  }
+  return num / den;
+}
+
+/** [architecture, files compared with transformers, NMSE bound] */
+const LOGIT_CASES: [string, string[], number][] = [
+  ["llama", ["hf", "llama-f32.gguf", "llama-f16.gguf"], 1e-6],
+  ["llama3", ["hf", "llama3-f32.gguf", "llama3-f16.gguf"], 1e-6],
+  ["mistral", ["hf"], 1e-6],
+  ["qwen2", ["hf", "qwen2-f32.gguf", "qwen2-f16.gguf"], 1e-6],
+  ["qwen3", ["hf", "qwen3-f32.gguf", "qwen3-f16.gguf"], 1e-6],
+  ["gemma2", ["hf", "gemma2-f32.gguf", "gemma2-f16.gguf"], 1e-6],
+  ["gemma3", ["hf", "gemma3-f32.gguf", "gemma3-f16.gguf"], 2e-6],
+  ["phi3", ["hf", "phi3-f32.gguf", "phi3-f16.gguf"], 1e-6],
+];
+
+async function checkLogits(
+  arch: string,
+  file: string,
+  bound: number,
+  logitsFile = "logits.bin",
+): Promise<number> {
+  const ref = reference(arch);
+  const model = await loadModel(path(`${arch}/${file}`), {
+    gpu: (await testGpu())!,
+  });
+  let worst = 0;
+  try {
+    assertEquals(model.config.vocabSize, ref.vocab);
+    for (let i = 0; i < ref.prompts.length; i++) {
+      const got = await model.logits(ref.prompts[i].ids);
+      const e = nmse(got, refLogits(arch, ref, i, logitsFile));
+      worst = Math.max(worst, e);
+    }
+  } finally {
+    model.dispose();
+  }
+  console.log(`${arch}/${file}: worst prompt NMSE ${worst.toExponential(2)}`);
+  assertLessOrEqual(worst, bound, `${arch}/${file} logits NMSE`);
+  return worst;
+}
+
+for (const [arch, files, bound] of LOGIT_CASES) {
+  const present = files.filter((f) => exists(`${arch}/${f}`));
+  Deno.test({
+    name: `${arch}: logits of ${
+      present.join(", ")
+    } equal transformers fp32 (NMSE <= ${bound})`,
+    ignore: !HAS_GPU || present.length === 0 ||
+      !exists(`${arch}/reference.json`),
+    async fn() {
+      for (const f of present) await checkLogits(arch, f, bound);
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "mistral: its GGUF (the converter drops the sliding window, as llama.cpp runs it) equals transformers with full attention; the window changes the logits",
+  ignore: !HAS_GPU || !exists("mistral/logits_full_attention.bin"),
+  async fn() {
+    for (const f of ["mistral-f32.gguf", "mistral-f16.gguf"]) {
+      if (exists(`mistral/${f}`)) {
+        await checkLogits("mistral", f, 1e-6, "logits_full_attention.bin");
+      }
+    }
+    // The window matters on these prompts: the two references differ.
+    const ref = reference("mistral");
+    assertGreaterOrEqual(
+      nmse(
+        refLogits("mistral", ref, 1),
+        refLogits("mistral", ref, 1, "logits_full_attention.bin"),
+      ),
+      1e-3,
+    );
+  },
+});
+
+const QUANTS = ["q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"];
+Deno.test({
+  name: `llama3q: logits of the ${
+    QUANTS.join(", ")
+  } GGUFs equal transformers fp32 on their dequantized weights`,
+  ignore: !HAS_GPU || !exists("llama3q/reference.json"),
+  async fn() {
+    for (const q of QUANTS) {
+      if (!exists(`llama3q/llama3q-${q}.gguf`)) continue;
+      await checkLogits(
+        "llama3q",
+        `llama3q-${q}.gguf`,
+        1e-6,
+        `logits-${q}.bin`,
+      );
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "llama3: rope_freqs.weight written by llama.cpp's converter equals the divisors alisa computes from config.json's llama3 rope scaling",
+  ignore: !exists("llama3/llama3-f32.gguf"),
+  async fn() {
+    const gguf = await openModelFile(path("llama3/llama3-f32.gguf"));
+    const hf = await openModelFile(path("llama3/hf"));
+    try {
+      const stored = await gguf.read("rope_freqs.weight") as Float32Array;
+      const c = hf.config;
+      const ours = ropeFreqDivisors(c.ropeScaling, c.ropeDim, c.ropeTheta);
+      assertEquals(stored.length, ours.length);
+      let worst = 0;
+      for (let i = 0; i < ours.length; i++) {
+        worst = Math.max(worst, Math.abs(stored[i] - ours[i]) / ours[i]);
+      }
+      assertLessOrEqual(worst, 1e-6);
+      // Some frequencies are scaled, some not: the fixture exercises both.
+      assertEquals(ours.some((d) => d === 1) && ours.some((d) => d > 1), true);
+    } finally {
+      gguf.close();
+      hf.close();
+    }
+  },
+});
+
+const GREEDY_ARCHS = [
+  "llama",
+  "llama3",
+  "mistral",
+  "qwen2",
+  "qwen3",
+  "gemma2",
+  "gemma3",
+  "phi3",
+  "llama3q",
+];
+for (const arch of GREEDY_ARCHS) {
+  const ref = exists(`${arch}/reference.json`) ? reference(arch) : null;
+  const files = Object.keys(ref?.greedy ?? {}).filter((f) =>
+    exists(`${arch}/${f}`)
+  );
+  Deno.test({
+    name: `${arch}: greedy generation from ${
+      files.join(", ")
+    } equals llama.cpp's for 32 tokens (divergence only at or after a near-tie)`,
+    ignore: !HAS_GPU || files.length === 0,
+    async fn() {
+      const report: string[] = [];
+      for (const f of files) {
+        const g = ref!.greedy![f];
+        const model = await loadModel(path(`${arch}/${f}`), {
+          gpu: (await testGpu())!,
+        });
+        try {
+          const gen = model.generate(g.prompt_ids, {
+            maxTokens: g.ids.length,
+            stopAtEos: false,
+          });
+          for await (const _ of gen) { /* drain */ }
+          const { ids } = await gen.result;
+          assertEquals(ids.length, g.ids.length);
+          const first = ids.findIndex((id, i) => id !== g.ids[i]);
+          report.push(
+            `${f}: ${
+              first === -1 ? "identical" : `leaves at ${first}`
+            } (near-tie from ${g.stable_tokens})`,
+          );
+          if (first !== -1) {
+            assertGreaterOrEqual(
+              first,
+              g.stable_tokens,
+              `${arch}/${f}: diverged from llama.cpp at token ${first}, before the first near-tie (${g.stable_tokens})`,
+            );
+          }
+        } finally {
+          model.dispose();
+        }
+      }
+      console.log(`${arch}: ${report.join("; ")}`);
+    },
+  });
+}
