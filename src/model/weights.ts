@@ -1,14 +1,22 @@
 /**
  * A Llama-family model's weights on the GPU, uploaded through one path:
  * each tensor goes to the GPU as the table in `src/gpu/weights.ts` says
- * (F32, F16 and Q8_0 kept as stored, other types dequantized to f16;
- * 1-D norms as f32), into the model's buffer set.
+ * (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K kept as
+ * stored, other types dequantized to f16; 1-D norms as f32), into the
+ * model's buffer set. A tensor of a type that is neither is refused before
+ * anything uploads.
  *
  * @module
  */
 import type { BufferSet } from "../gpu/buffers.ts";
-import { type GpuWeight, gpuWeightOf, uploadWeight } from "../gpu/weights.ts";
+import {
+  GPU_WEIGHT_TYPES,
+  type GpuWeight,
+  gpuWeightOf,
+  uploadWeight,
+} from "../gpu/weights.ts";
 import type { ModelFile } from "../formats/model_file.ts";
+import { ggmlType } from "../formats/tensor.ts";
 
 /** One layer's weights. */
 export interface LayerWeights {
@@ -36,12 +44,52 @@ export type UploadProgress = (
   p: { loaded: number; total: number; tensor: string },
 ) => void;
 
+/** The tensors of one layer, as `blk.<l>.<name>.weight`. */
+const LAYER_TENSORS = [
+  "attn_norm",
+  "attn_q",
+  "attn_k",
+  "attn_v",
+  "attn_output",
+  "ffn_norm",
+  "ffn_gate",
+  "ffn_up",
+  "ffn_down",
+];
+
+/**
+ * Throws a `TypeError` naming the first tensor the model uses whose type
+ * the GPU neither keeps nor the Wasm core dequantizes (IQ*, TQ*, ...).
+ */
+export function checkWeightTypes(file: ModelFile): void {
+  const c = file.config;
+  const names = [
+    "token_embd.weight",
+    ...Array.from(
+      { length: c.nLayers },
+      (_, l) => LAYER_TENSORS.map((n) => `blk.${l}.${n}.weight`),
+    ).flat(),
+    "output_norm.weight",
+    ...(c.tiedEmbeddings ? [] : ["output.weight"]),
+  ];
+  for (const name of names) {
+    const t = file.tensor(name);
+    const kept = t.shape.length > 1 && GPU_WEIGHT_TYPES[t.type];
+    if (!kept && !ggmlType(t.type).dequantizable) {
+      throw new TypeError(
+        `Cannot load model ${file.name}: tensor ${name} has type ${t.type}, which alisa can neither keep on the GPU nor dequantize yet`,
+      );
+    }
+  }
+}
+
 /** Uploads `file`'s weights into `set`, reporting each tensor. */
 export async function uploadWeights(
   set: BufferSet,
   file: ModelFile,
   onProgress?: UploadProgress,
 ): Promise<Weights> {
+  checkWeightTypes(file);
   const c = file.config;
   const total = file.tensors.length;
   let loaded = 0;
