@@ -10,9 +10,8 @@ import { dequantize } from "../src/formats/dequantize.ts";
 import { GgufFile, type GgufValue } from "../src/formats/gguf.ts";
 import { ggmlType } from "../src/formats/tensor.ts";
 import { GPU_WEIGHT_TYPES } from "../src/gpu/weights.ts";
-import { f16ToF32 } from "./_shared.ts";
+import { f16ToF32, rng } from "./_shared.ts";
 import { buildGguf, GGML, type GgufKv, GT } from "./_gguf_writer.ts";
-import { rng } from "./_gpu.ts";
 
 /** The stored types the GPU keeps as raw blocks, besides Q8_0. */
 export const BLOCK_TYPES = [

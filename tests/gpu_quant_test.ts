@@ -19,9 +19,13 @@ import {
   assertThrows,
 } from "@std/assert";
 import { dequantize } from "../src/formats/dequantize.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
 import { ggmlType } from "../src/formats/tensor.ts";
 import { embedDispatches, matmulDispatches } from "../src/model/ops.ts";
-import type { BufferSet } from "../src/gpu/buffers.ts";
+import { BufferSet } from "../src/gpu/buffers.ts";
+import { inspectReport } from "../src/formats/inspect.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
+import { uploadWeights } from "../src/model/weights.ts";
 import type { GpuWeightType } from "../src/gpu/shaders.ts";
 import {
   GPU_WEIGHT_TYPES,
@@ -30,7 +34,7 @@ import {
   weightRowBytes,
 } from "../src/gpu/weights.ts";
 import { loadModel } from "../src/api/model.ts";
-import { compare, hasShared, sharedPath } from "./_shared.ts";
+import { compare, FIXTURES_DIR, hasShared, sharedPath } from "./_shared.ts";
 import { HAS_GPU, opContext, readF32, rng, runPlan, testGpu } from "./_gpu.ts";
 import {
   BLOCK_TYPES,
@@ -274,6 +278,63 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "embed of quant-types.gguf's tensors (written by gguf-py) gives gguf-py's dequantization, for every type the GPU keeps",
+  ignore,
+  async fn() {
+    const dir = `${FIXTURES_DIR}/quant`;
+    const manifest = JSON.parse(
+      await Deno.readTextFile(`${dir}/quant-ref.json`),
+    );
+    const refBin = await Deno.readFile(`${dir}/quant-ref.bin`);
+    const gpu = (await testGpu())!;
+    const c = opContext(gpu);
+    const g = await GgufFile.open(`${dir}/quant-types.gguf`);
+    const seen: string[] = [], report: string[] = [];
+    try {
+      for (
+        const t of manifest.files[0].tensors as {
+          name: string;
+          ggml_type: string;
+          ref_offset: number;
+          ref_count: number;
+        }[]
+      ) {
+        const how = GPU_WEIGHT_TYPES[t.ggml_type];
+        if (!how) continue;
+        const [rows, cols] = g.tensor(t.name).shape;
+        const data = how.read === "raw"
+          ? await g.readRaw(t.name)
+          : await g.read(t.name, how.read);
+        const w = uploadWeight(c.set, t.name, how.type, rows, cols, data);
+        const x = gpu.buffer("x", rows * cols * 4);
+        await runPlan(
+          c,
+          embedDispatches(c, { weight: w, x }),
+          Array.from({ length: rows }, (_, i) => ({ slot: 0, pos: i, id: i })),
+        );
+        const got = await readF32(gpu, x, rows * cols);
+        const want = new Float32Array(
+          refBin.buffer.slice(t.ref_offset, t.ref_offset + t.ref_count * 4),
+        );
+        // Bit for bit on llvmpipe; a GPU that fuses d * q + m may round
+        // the last bit differently.
+        const { nmse } = compare(got, want);
+        assertLessOrEqual(nmse, 1e-12, `${t.ggml_type}: NMSE ${nmse}`);
+        const differ = got.filter((v, i) => v !== want[i]).length;
+        seen.push(t.ggml_type);
+        report.push(`${t.ggml_type} ${differ}`);
+        x.destroy();
+      }
+    } finally {
+      g.close();
+    }
+    console.log(`elements not bit-equal to gguf-py's: ${report.join(", ")}`);
+    assertEquals(seen.sort(), Object.keys(GPU_WEIGHT_TYPES).sort());
+  },
+});
+
 const AUSTEN = "models/austen-5m-f32.gguf";
 const PROMPT = [1, 739, 338, 263, 876, 2987, 318, 1474, 1844, 3192];
 
@@ -303,6 +364,21 @@ Deno.test({
     assertEquals(q4km.types.get("token_embd.weight"), "Q4_K");
     assertEquals(q4km.types.get("blk.5.ffn_down.weight"), "Q6_K");
     const a = await logitsNmse(q4km.quant, q4km.f32);
+    // What the upload holds is what inspect estimates, up to each
+    // buffer's padding to 16 bytes.
+    const file = await openModelFile(q4km.quant);
+    const set = new BufferSet((await testGpu())!, "q4km");
+    try {
+      await uploadWeights(set, file);
+      const estimate = inspectReport(file).gpu.weight_bytes;
+      assert(
+        set.bytes >= estimate && set.bytes < estimate + 16 * 56,
+        `uploaded ${set.bytes}, inspect says ${estimate}`,
+      );
+    } finally {
+      set.destroy();
+      file.close();
+    }
     // Every type in turn, matrix by matrix: kept (the block types, Q8_0,
     // F16) and dequantized to f16 at upload (Q2_K, Q3_K).
     const all = [...BLOCK_TYPES, "Q8_0", "F16", "Q2_K", "Q3_K"];
