@@ -17,12 +17,13 @@ fn wb_f16(o: u32) -> f32 {
 }
 
 // The u32 at byte offset o (o even): one word, or the halves of two.
+// Branch-free (about 10% faster GEMV on llvmpipe than a branch): the next
+// word is always read and, when o is 4-aligned, shifted out entirely (at
+// the end of a buffer WebGPU's bounds checks make that read harmless).
 fn wb_u32(o: u32) -> u32 {
   let i = o >> 2u;
-  if ((o & 2u) == 0u) {
-    return w[i];
-  }
-  return (w[i] >> 16u) | (w[i + 1u] << 16u);
+  let s = (o & 2u) << 3u; // 0 or 16
+  return (w[i] >> s) | ((w[i + 1u] << 16u) << (16u - s));
 }
 
 // The byte at offset o.
