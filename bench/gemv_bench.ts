@@ -7,7 +7,10 @@
  *
  * Timing: GPU timestamps around a pass of `reps` back-to-back dispatches
  * where the device has `timestamp-query`, else wall time around submit and
- * `onSubmittedWorkDone` of `reps` dispatches; the fastest of 5 trials.
+ * `onSubmittedWorkDone` of `reps` dispatches. Every measurement (the two
+ * copies and each GEMV) runs once per round, in turn, for 5 rounds, and
+ * keeps its fastest: on a machine shared with other work (a software
+ * rasterizer uses the CPUs) a slow spell then hits every type alike.
  *
  * ```sh
  * deno run -A bench/gemv_bench.ts [--out bench/results/gemv] [--shapes 2048x2048,5632x2048] [--wall]
@@ -53,16 +56,29 @@ const TRIALS = 5;
 /** Aim for about this much GPU time per trial. */
 const TRIAL_MS = 150;
 
-/**
- * Ms of one `encode`: the fastest of TRIALS trials of `reps` each (the
- * least disturbed by other work on the machine).
- */
-async function timeIt(
-  g: Gpu,
-  encode: (enc: GPUCommandEncoder, pass: GPUComputePassEncoder | null) => void,
+/** Something timed: `encode` records one repetition. */
+interface Job {
+  name: string;
+  /** Bytes per repetition (weight bytes, or bytes copied). */
+  bytes: number;
+  encode: (enc: GPUCommandEncoder, pass: GPUComputePassEncoder | null) => void;
   /** Whether `encode` records into a compute pass (else onto the encoder). */
-  inPass: boolean,
-): Promise<{ ms: number; reps: number }> {
+  inPass: boolean;
+  reps: number;
+  best: number;
+}
+
+function job(
+  name: string,
+  bytes: number,
+  encode: Job["encode"],
+  inPass = true,
+): Job {
+  return { name, bytes, encode, inPass, reps: 1, best: Infinity };
+}
+
+/** Ms per repetition of one run of `reps` repetitions of `j`. */
+async function timeOnce(g: Gpu, j: Job, reps: number): Promise<number> {
   const qs = g.hasTimestamps && !args.wall
     ? g.device.createQuerySet({ type: "timestamp", count: 2 })
     : null;
@@ -70,10 +86,10 @@ async function timeIt(
     size: 16,
     usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
   });
-  const run = async (reps: number): Promise<number> => {
+  try {
     const enc = g.device.createCommandEncoder();
     const t0 = performance.now();
-    if (inPass) {
+    if (j.inPass) {
       const pass = enc.beginComputePass(
         qs
           ? {
@@ -85,7 +101,7 @@ async function timeIt(
           }
           : {},
       );
-      for (let i = 0; i < reps; i++) encode(enc, pass);
+      for (let i = 0; i < reps; i++) j.encode(enc, pass);
       pass.end();
     } else {
       if (qs) {
@@ -93,7 +109,7 @@ async function timeIt(
           timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0 },
         }).end();
       }
-      for (let i = 0; i < reps; i++) encode(enc, null);
+      for (let i = 0; i < reps; i++) j.encode(enc, null);
       if (qs) {
         enc.beginComputePass({
           timestampWrites: { querySet: qs, endOfPassWriteIndex: 1 },
@@ -108,17 +124,23 @@ async function timeIt(
     if (!qs) return wall / reps;
     const t = new BigUint64Array(await g.read(res, 16));
     return Number(t[1] - t[0]) / 1e6 / reps;
-  };
-  try {
-    await run(1); // warm-up: compiles, faults the buffers in
-    const once = await run(1);
-    const reps = Math.max(1, Math.min(200, Math.round(TRIAL_MS / once)));
-    const t: number[] = [];
-    for (let i = 0; i < TRIALS; i++) t.push(await run(reps));
-    return { ms: Math.min(...t), reps };
   } finally {
     qs?.destroy();
     res.destroy();
+  }
+}
+
+/** Warms each job up, sizes its repetitions, then runs TRIALS rounds over all of them. */
+async function timeAll(g: Gpu, jobs: Job[]): Promise<void> {
+  for (const j of jobs) {
+    await timeOnce(g, j, 1); // compiles, faults the buffers in
+    const once = await timeOnce(g, j, 1);
+    j.reps = Math.max(1, Math.min(200, Math.round(TRIAL_MS / once)));
+  }
+  for (let t = 0; t < TRIALS; t++) {
+    for (const j of jobs) {
+      j.best = Math.min(j.best, await timeOnce(g, j, j.reps));
+    }
   }
 }
 
@@ -133,39 +155,6 @@ fn main(@builtin(global_invocation_id) id: vec3u) {
     dst[id.x] = src[id.x];
   }
 }`;
-
-/** Copy bandwidth: bytes copied per second (each byte read once, written once). */
-async function copyGBs(g: Gpu, bytes: number) {
-  const a = g.buffer("copy.src", bytes), b = g.buffer("copy.dst", bytes);
-  try {
-    const api = await timeIt(
-      g,
-      (enc) => enc.copyBufferToBuffer(a, 0, b, 0, bytes),
-      false,
-    );
-    const pipeline = g.pipeline("bench_copy", COPY_WGSL);
-    const bg = g.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: [
-        { binding: 0, resource: { buffer: a } },
-        { binding: 1, resource: { buffer: b } },
-      ],
-    });
-    const groups = Math.ceil(bytes / 16 / 256); // 16384 for 64 MiB
-    const shader = await timeIt(g, (_, pass) => {
-      pass!.setPipeline(pipeline);
-      pass!.setBindGroup(0, bg);
-      pass!.dispatchWorkgroups(groups);
-    }, true);
-    return {
-      copy_buffer_to_buffer_gbs: bytes / 1e6 / api.ms,
-      copy_shader_gbs: bytes / 1e6 / shader.ms,
-    };
-  } finally {
-    a.destroy();
-    b.destroy();
-  }
-}
 
 /** Random weights of `type`, as uploadWeight takes them. */
 function weightData(
@@ -200,18 +189,33 @@ const shapes = args.shapes.split(",").map((s) =>
 const g = await openGpu();
 const started = performance.now();
 const loadBefore = Deno.loadavg()[0];
-const copy = await copyGBs(g, 64 << 20);
-console.log(
-  `${g.adapterInfo.description || g.adapterInfo.vendor}: copy 64 MiB ${
-    copy.copy_buffer_to_buffer_gbs.toFixed(2)
-  } GB/s (copyBufferToBuffer), ${
-    copy.copy_shader_gbs.toFixed(2)
-  } GB/s (shader); timing: ${
-    g.hasTimestamps && !args.wall ? "GPU timestamps" : "wall"
-  }`,
-);
-
 const set = new BufferSet(g, "gemv");
+
+// The copies: copyBufferToBuffer and the copy shader, 64 MiB.
+const COPY_BYTES = 64 << 20;
+const src = set.buffer("copy.src", COPY_BYTES);
+const dst = set.buffer("copy.dst", COPY_BYTES);
+const copyPipeline = g.pipeline("bench_copy", COPY_WGSL);
+const copyBind = g.device.createBindGroup({
+  layout: copyPipeline.getBindGroupLayout(0),
+  entries: [
+    { binding: 0, resource: { buffer: src } },
+    { binding: 1, resource: { buffer: dst } },
+  ],
+});
+const copyApi = job(
+  "copyBufferToBuffer",
+  COPY_BYTES,
+  (enc) => enc.copyBufferToBuffer(src, 0, dst, 0, COPY_BYTES),
+  false,
+);
+const copyShader = job("copy shader", COPY_BYTES, (_, pass) => {
+  pass!.setPipeline(copyPipeline);
+  pass!.setBindGroup(0, copyBind);
+  pass!.dispatchWorkgroups(COPY_BYTES / 16 / 256);
+});
+
+// The GEMVs: every shape and type, uploaded up front.
 const c: OpContext = {
   gpu: g,
   set,
@@ -221,16 +225,15 @@ const c: OpContext = {
   },
 };
 writeStep(g, c.sb, [{ slot: 0, pos: 0, id: 0 }], [], { decode: true });
-
-const rowsOut: Row[] = [];
+const gemvs: { type: GpuWeightType; rows: number; cols: number; j: Job }[] = [];
 let seed = 1;
 for (const [rows, cols] of shapes) {
-  const x = set.buffer("x", cols * 4, rng(seed++).floats(cols));
-  const y = set.buffer("y", rows * 4);
+  const x = set.buffer(`x${cols}`, cols * 4, rng(seed++).floats(cols));
+  const y = set.buffer(`y${rows}`, rows * 4);
   for (const type of TYPES) {
     const w = uploadWeight(
       set,
-      `w.${type}`,
+      `w.${type}.${rows}x${cols}`,
       type,
       rows,
       cols,
@@ -244,42 +247,61 @@ for (const [rows, cols] of shapes) {
       yStride: rows,
       tokensPerGroup: 1,
     });
-    const { ms, reps } = await timeIt(g, (_, pass) => {
-      for (const d of plan) {
-        pass!.setPipeline(d.pipeline);
-        pass!.setBindGroup(0, d.bindGroup);
-        pass!.dispatchWorkgroups(...d.grid(1, 0));
-      }
-    }, true);
-    const gbs = w.bytes / 1e6 / ms;
-    const b = WEIGHT_BLOCKS[type];
-    const row: Row = {
+    gemvs.push({
       type,
       rows,
       cols,
-      bits_per_weight: b.bytes * 8 / b.block,
-      weight_bytes: w.bytes,
-      threads_per_row: threadsPerRow(cols, g.isSoftware),
-      reps,
-      ms,
-      gbs,
-      of_copy_shader: gbs / copy.copy_shader_gbs,
-      of_copy_buffer_to_buffer: gbs / copy.copy_buffer_to_buffer_gbs,
-    };
-    rowsOut.push(row);
-    console.log(
-      `${type.padEnd(5)} ${rows}x${cols} ${
-        (w.bytes / 2 ** 20).toFixed(2).padStart(6)
-      } MiB  ${ms.toFixed(3).padStart(8)} ms  ${
-        gbs.toFixed(2).padStart(7)
-      } GB/s  ${row.of_copy_shader.toFixed(2)} of the copy shader`,
-    );
-    for (const p of w.parts) {
-      set.free(p.w);
-      if (p.ws) set.free(p.ws);
-    }
+      j: job(`${type} ${rows}x${cols}`, w.bytes, (_, pass) => {
+        for (const d of plan) {
+          pass!.setPipeline(d.pipeline);
+          pass!.setBindGroup(0, d.bindGroup);
+          pass!.dispatchWorkgroups(...d.grid(1, 0));
+        }
+      }),
+    });
   }
 }
+
+await timeAll(g, [copyApi, copyShader, ...gemvs.map((r) => r.j)]);
+const copy = {
+  copy_buffer_to_buffer_gbs: COPY_BYTES / 1e6 / copyApi.best,
+  copy_shader_gbs: COPY_BYTES / 1e6 / copyShader.best,
+};
+const timing = g.hasTimestamps && !args.wall
+  ? "GPU timestamps around a pass of reps dispatches"
+  : "wall time around submit + onSubmittedWorkDone of reps dispatches";
+console.log(
+  `${g.adapterInfo.description || g.adapterInfo.vendor}: copy 64 MiB ${
+    copy.copy_buffer_to_buffer_gbs.toFixed(2)
+  } GB/s (copyBufferToBuffer), ${
+    copy.copy_shader_gbs.toFixed(2)
+  } GB/s (shader); ${timing}`,
+);
+const rowsOut: Row[] = gemvs.map(({ type, rows, cols, j }) => {
+  const gbs = j.bytes / 1e6 / j.best;
+  const b = WEIGHT_BLOCKS[type];
+  const row: Row = {
+    type,
+    rows,
+    cols,
+    bits_per_weight: b.bytes * 8 / b.block,
+    weight_bytes: j.bytes,
+    threads_per_row: threadsPerRow(cols, g.isSoftware),
+    reps: j.reps,
+    ms: j.best,
+    gbs,
+    of_copy_shader: gbs / copy.copy_shader_gbs,
+    of_copy_buffer_to_buffer: gbs / copy.copy_buffer_to_buffer_gbs,
+  };
+  console.log(
+    `${type.padEnd(5)} ${rows}x${cols} ${
+      (j.bytes / 2 ** 20).toFixed(2).padStart(6)
+    } MiB  ${j.best.toFixed(3).padStart(8)} ms  ${
+      gbs.toFixed(2).padStart(7)
+    } GB/s  ${row.of_copy_shader.toFixed(2)} of the copy shader`,
+  );
+  return row;
+});
 const seconds = (performance.now() - started) / 1000;
 /** Other work on the machine slows a software rasterizer: the 1-minute load average, before and after. */
 const load = [loadBefore, Deno.loadavg()[0]];
@@ -287,14 +309,12 @@ const load = [loadBefore, Deno.loadavg()[0]];
 const report = {
   adapter: g.adapterInfo.description || g.adapterInfo.vendor,
   software: g.isSoftware,
-  timing: g.hasTimestamps && !args.wall
-    ? "GPU timestamps around a pass of reps dispatches"
-    : "wall time around submit + onSubmittedWorkDone of reps dispatches",
+  timing,
   trials: TRIALS,
-  copy_bytes: 64 << 20,
+  copy_bytes: COPY_BYTES,
   ...copy,
   tokens: 1,
-  rows: rowsOut,
+  gemv: rowsOut,
   seconds,
   cpus: navigator.hardwareConcurrency,
   load_average_1min: load,
@@ -302,7 +322,7 @@ const report = {
 await Deno.writeTextFile(`${args.out}.json`, JSON.stringify(report, null, 1));
 
 const md = [
-  `GEMV (decode: 1 token, y = W x), GB/s of weight bytes read, ${report.adapter}; ${report.timing}, fastest of ${TRIALS} trials.`,
+  `GEMV (decode: 1 token, y = W x), GB/s of weight bytes read, ${report.adapter}; ${report.timing}, the fastest of ${TRIALS} rounds that run every measurement in turn.`,
   "",
   `Copy of 64 MiB in the same run: copyBufferToBuffer ${
     copy.copy_buffer_to_buffer_gbs.toFixed(2)
