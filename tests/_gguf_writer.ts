@@ -32,8 +32,16 @@ export const GGML: Record<string, { id: number; block: number; size: number }> =
     F32: { id: 0, block: 1, size: 4 },
     F16: { id: 1, block: 1, size: 2 },
     Q4_0: { id: 2, block: 32, size: 18 },
+    Q4_1: { id: 3, block: 32, size: 20 },
+    Q5_0: { id: 6, block: 32, size: 22 },
+    Q5_1: { id: 7, block: 32, size: 24 },
     Q8_0: { id: 8, block: 32, size: 34 },
+    Q2_K: { id: 10, block: 256, size: 84 },
+    Q3_K: { id: 11, block: 256, size: 110 },
     Q4_K: { id: 12, block: 256, size: 144 },
+    Q5_K: { id: 13, block: 256, size: 176 },
+    Q6_K: { id: 14, block: 256, size: 210 },
+    IQ2_XXS: { id: 16, block: 256, size: 66 },
     BF16: { id: 30, block: 1, size: 2 },
   };
 
@@ -71,6 +79,8 @@ export interface GgufTensorSpec {
   offset?: number | bigint;
   /** Written instead of `ne.length`. */
   nDims?: number;
+  /** The tensor's bytes, written at its offset (default: filler bytes). */
+  data?: Uint8Array;
 }
 
 /** What {@linkcode buildGguf} writes. */
@@ -313,6 +323,7 @@ export function buildGguf(spec: GgufSpec = {}): BuiltGguf {
   });
 
   let next = 0;
+  const offsets: number[] = [];
   tensors.forEach((t, i) => {
     w.str(t.name);
     mark(`name of tensor ${i}`);
@@ -327,6 +338,7 @@ export function buildGguf(spec: GgufSpec = {}): BuiltGguf {
       off = Math.ceil(next / alignment) * alignment;
     }
     next = Number(off) + tensorBytes(t.typeId, t.ne);
+    offsets.push(Number(off));
     w.u64(off);
     mark(`offset of tensor ${i}`);
   });
@@ -336,6 +348,9 @@ export function buildGguf(spec: GgufSpec = {}): BuiltGguf {
   const dataBytes = spec.dataBytes ?? next;
   const data = new Uint8Array(dataBytes);
   for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 3) & 0x7f; // finite f32/f16 values
+  tensors.forEach((t, i) => {
+    if (t.data) data.set(t.data, offsets[i]);
+  });
   w.bytes(data);
   if (dataBytes > 0) {
     marks.push({

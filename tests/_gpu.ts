@@ -14,6 +14,8 @@ import {
 } from "../src/gpu/dispatch.ts";
 import { stepTableBytes, type StepToken, writeStep } from "../src/gpu/step.ts";
 
+export { rng } from "./_shared.ts";
+
 let gpuPromise: Promise<Gpu | null> | null = null;
 
 /** The shared test GPU, or null (with a logged reason) when there is none. */
@@ -80,26 +82,6 @@ export async function readF32(
   n: number,
 ): Promise<Float32Array> {
   return new Float32Array(await gpu.read(b, n * 4));
-}
-
-/** A seeded PRNG (mulberry32) and a normal sampler. */
-export function rng(seed: number) {
-  let s = seed >>> 0;
-  const u = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const normal = () =>
-    Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
-  return {
-    u,
-    normal,
-    floats: (n: number, scale = 1) =>
-      Float32Array.from({ length: n }, () => normal() * scale),
-  };
 }
 
 /** Runs `fn` with the embedded model loaded on the shared test GPU, then disposes it. */

@@ -112,3 +112,23 @@ export async function expectRejection(
   }
   return err;
 }
+
+/** A seeded PRNG (mulberry32) and a normal sampler. */
+export function rng(seed: number) {
+  let s = seed >>> 0;
+  const u = () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const normal = () =>
+    Math.sqrt(-2 * Math.log(u() + 1e-12)) * Math.cos(2 * Math.PI * u());
+  return {
+    u,
+    normal,
+    floats: (n: number, scale = 1) =>
+      Float32Array.from({ length: n }, () => normal() * scale),
+  };
+}

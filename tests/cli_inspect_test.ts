@@ -1,10 +1,12 @@
 /**
  * `cli.ts inspect --json` on the four Austen files: the same config (dim 256,
  * 6 layers, 8 heads, 4 KV heads, FFN 768, vocab 4096, context 1024), every
- * tensor, the tokenizer summary; and clear errors for bad input.
+ * tensor, the tokenizer summary; the GPU memory of K-quant files (kept
+ * quantized); and clear errors for bad input.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { hasShared, sharedPath } from "./_shared.ts";
+import { q4kmType, requantizedGguf } from "./_quant.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -89,6 +91,58 @@ Deno.test({
     assert(reports[2].gpu.weight_bytes < reports[0].gpu.weight_bytes * 0.3);
     assertEquals(reports[0].gpu.kv_bytes_per_token, 2 * 6 * 4 * 32 * 2);
     assertEquals(reports[2].totals.parameters, reports[0].totals.parameters);
+  },
+});
+
+Deno.test({
+  name:
+    "inspect --json: a Q4_K_M-style file's GPU weights are its tensor bytes; Q2_K counts as f16",
+  ignore: !hasShared("models/austen-5m-f32.gguf"),
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const src = sharedPath("models/austen-5m-f32.gguf");
+      const q4km = await requantizedGguf(src, q4kmType);
+      await Deno.writeFile(`${dir}/q4km.gguf`, q4km.quant);
+      // Every other FFN matrix Q2_K (dequantized to f16 at upload).
+      const mixed = await requantizedGguf(
+        src,
+        (name, layer) => /ffn_/.test(name) && layer % 2 === 0 ? "Q2_K" : "Q4_K",
+      );
+      await Deno.writeFile(`${dir}/mixed.gguf`, mixed.quant);
+      const report = async (f: string) => {
+        const { code, stdout, stderr } = await cli(
+          "inspect",
+          `${dir}/${f}`,
+          "--json",
+        );
+        assertEquals(code, 0, stderr);
+        return JSON.parse(stdout);
+      };
+      const r = await report("q4km.gguf");
+      assertEquals(
+        new Set(r.tensors.map((t: { type: string }) => t.type)),
+        new Set(["Q4_K", "Q6_K", "F32"]),
+      );
+      const ratio = r.gpu.weight_bytes / r.totals.bytes;
+      assert(Math.abs(ratio - 1) <= 0.05, `GPU / file bytes ${ratio}`);
+      // Dequantized to f16 it would be 2 bytes per parameter: 3.4x more.
+      assert(r.gpu.weight_bytes < r.totals.parameters * 2 / 3);
+      const m = await report("mixed.gguf");
+      let want = 0;
+      for (const t of m.tensors) {
+        const n = t.shape.reduce((a: number, b: number) => a * b, 1);
+        want += t.shape.length === 1
+          ? n * 4
+          : t.type === "Q2_K"
+          ? n * 2
+          : t.bytes;
+      }
+      assertEquals(m.gpu.weight_bytes, want);
+      assert(m.gpu.weight_bytes > m.totals.bytes * 1.5);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });
 

@@ -56,8 +56,10 @@ export interface InspectReport {
   totals: { tensors: number; parameters: number; bytes: number };
   /**
    * GPU memory `generate` will need, before activations: the weights as
-   * the GPU engine stores them (F32, F16 and Q8_0 as stored, other types
-   * as f16) and the f16 KV cache per sequence at the full context.
+   * the GPU engine stores them (the types of `GPU_WEIGHT_TYPES` as stored:
+   * F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; other types
+   * as f16; norms as f32) and the f16 KV cache per sequence at the full
+   * context.
    */
   gpu: {
     weight_bytes: number;

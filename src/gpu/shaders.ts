@@ -22,6 +22,30 @@ import weightF16 from "../../shaders/model/weight_f16.wgsl" with {
 import weightQ8_0 from "../../shaders/model/weight_q8_0.wgsl" with {
   type: "text",
 };
+import weightBlocks from "../../shaders/model/weight_blocks.wgsl" with {
+  type: "text",
+};
+import weightQ4_0 from "../../shaders/model/weight_q4_0.wgsl" with {
+  type: "text",
+};
+import weightQ4_1 from "../../shaders/model/weight_q4_1.wgsl" with {
+  type: "text",
+};
+import weightQ5_0 from "../../shaders/model/weight_q5_0.wgsl" with {
+  type: "text",
+};
+import weightQ5_1 from "../../shaders/model/weight_q5_1.wgsl" with {
+  type: "text",
+};
+import weightQ4_K from "../../shaders/model/weight_q4_k.wgsl" with {
+  type: "text",
+};
+import weightQ5_K from "../../shaders/model/weight_q5_k.wgsl" with {
+  type: "text",
+};
+import weightQ6_K from "../../shaders/model/weight_q6_k.wgsl" with {
+  type: "text",
+};
 import matmul from "../../shaders/model/matmul.wgsl" with { type: "text" };
 import embed from "../../shaders/model/embed.wgsl" with { type: "text" };
 import rmsnorm from "../../shaders/model/rmsnorm.wgsl" with { type: "text" };
@@ -57,13 +81,34 @@ import accumH2o from "../../shaders/sparse/accum_h2o.wgsl" with {
 import nll from "../../shaders/eval/nll.wgsl" with { type: "text" };
 import { POLICY_ID } from "../sparse/spec.ts";
 
-/** How a weight matrix is stored on the GPU. */
-export type GpuWeightType = "f32" | "f16" | "q8_0";
+/**
+ * How a weight matrix is stored on the GPU: f32, f16 pairs, Q8_0 split
+ * into quants and scales, or ggml's raw blocks (the rest).
+ */
+export type GpuWeightType =
+  | "f32"
+  | "f16"
+  | "q8_0"
+  | "q4_0"
+  | "q4_1"
+  | "q5_0"
+  | "q5_1"
+  | "q4_k"
+  | "q5_k"
+  | "q6_k";
 
+/** The weight access of each type; raw ggml blocks share weight_blocks.wgsl. */
 const WEIGHT: Record<GpuWeightType, string> = {
   f32: weightF32,
   f16: weightF16,
   q8_0: weightQ8_0,
+  q4_0: weightBlocks + weightQ4_0,
+  q4_1: weightBlocks + weightQ4_1,
+  q5_0: weightBlocks + weightQ5_0,
+  q5_1: weightBlocks + weightQ5_1,
+  q4_k: weightBlocks + weightQ4_K,
+  q5_k: weightBlocks + weightQ5_K,
+  q6_k: weightBlocks + weightQ6_K,
 };
 
 const OPS = {

@@ -72,8 +72,13 @@ import {
   ropeTable,
   softcapDispatch,
 } from "./ops.ts";
-import type { LayerWeights } from "./weights.ts";
-import { type UploadProgress, uploadWeights, type Weights } from "./weights.ts";
+import {
+  checkWeightTypes,
+  type LayerWeights,
+  type UploadProgress,
+  uploadWeights,
+  type Weights,
+} from "./weights.ts";
 import { checkEngineOptions, checkPolicyState } from "./limits.ts";
 import { scheduled, TieredSteps } from "./tiered_step.ts";
 
@@ -232,6 +237,7 @@ export class LlamaModel {
     o: LlamaLoadOptions = {},
   ): Promise<LlamaModel> {
     checkKvOptions(o.kv);
+    checkWeightTypes(file);
     checkEngineOptions(file.config, {
       contextLength: o.contextLength,
       maxBatch: o.maxBatch,

@@ -1,17 +1,25 @@
 /**
  * A Llama-family model's weights on the GPU, uploaded through one path:
  * each tensor goes to the GPU as the table in `src/gpu/weights.ts` says
- * (kept in its stored type where a shader reads it, else dequantized to
- * f16; 1-D norms and biases as f32), into the model's buffer set. Fused
- * tensors (Phi-3's `attn_qkv`, and its `ffn_up` holding gate and up) are
- * split by rows at upload, so the forward pass sees one layout.
+ * (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K kept as
+ * stored, other types dequantized to f16; 1-D norms and biases as f32),
+ * into the model's buffer set. A tensor of a type that is neither is
+ * refused before anything uploads. Fused tensors (Phi-3's `attn_qkv`, and
+ * its `ffn_up` holding gate and up) are split by rows at upload, so the
+ * forward pass sees one layout.
  *
  * @module
  */
 import type { BufferSet } from "../gpu/buffers.ts";
-import { type GpuWeight, gpuWeightOf, uploadWeight } from "../gpu/weights.ts";
+import {
+  GPU_WEIGHT_TYPES,
+  type GpuWeight,
+  gpuWeightOf,
+  uploadWeight,
+} from "../gpu/weights.ts";
 import type { ModelFile } from "../formats/model_file.ts";
 import { traitsOf } from "../formats/config.ts";
+import { ggmlType } from "../formats/tensor.ts";
 
 /** One layer's weights. Optional parts are null where the architecture has none. */
 export interface LayerWeights {
@@ -54,12 +62,29 @@ function sliceRows(data: Data, rows: number, r0: number, r1: number): Data {
   return data.subarray(r0 * per, r1 * per);
 }
 
+/**
+ * Throws a `TypeError` naming the first tensor whose type the GPU neither
+ * keeps nor the Wasm core dequantizes (IQ*, TQ*, ...). Called at load
+ * before anything is allocated.
+ */
+export function checkWeightTypes(file: ModelFile): void {
+  for (const t of file.tensors) {
+    const kept = t.shape.length > 1 && GPU_WEIGHT_TYPES[t.type];
+    if (!kept && !ggmlType(t.type).dequantizable) {
+      throw new TypeError(
+        `Cannot load model ${file.name}: tensor ${t.name} has type ${t.type}, which alisa can neither keep on the GPU nor dequantize yet`,
+      );
+    }
+  }
+}
+
 /** Uploads `file`'s weights into `set`, reporting each tensor. */
 export async function uploadWeights(
   set: BufferSet,
   file: ModelFile,
   onProgress?: UploadProgress,
 ): Promise<Weights> {
+  checkWeightTypes(file);
   const c = file.config;
   const traits = traitsOf(c);
   const total = file.tensors.filter((t) => t.name !== "rope_freqs.weight")

@@ -1,0 +1,29 @@
+// Weight access for Q5_K matrices, kept as ggml's blocks (weight_blocks.wgsl):
+// 256 elements in 176 bytes (so every block is 4-aligned), 8 sub-blocks
+// of 32,
+//   +0   d: f16
+//   +2   dmin: f16
+//   +4   scales: 12 bytes, 8 x (6-bit scale, 6-bit min) (wb_scale_min_k4)
+//   +16  qh: 32 bytes; bit s of qh[l] is the 5th bit of element l of
+//        sub-block s
+//   +48  qs: 128 bytes; sub-blocks 2c and 2c + 1 have the low and high
+//        nibbles of qs[32c .. 32c + 32] as their low 4 bits
+// value = d * scale * q - dmin * min. `cols` is a multiple of 256.
+
+// Elements k .. k+3 of row r (k a multiple of 4): one sub-block's scale
+// and min, one u32 of nibbles, one of high bits.
+fn w_get4(r: u32, k: u32, cols: u32) -> vec4f {
+  let i = (r * (cols >> 8u) + (k >> 8u)) * 44u; // word of the block
+  let e = k & 255u;
+  let sb = e >> 5u;
+  let l = (e & 31u) >> 2u; // word within the sub-block's 32 bytes
+  let dm = unpack2x16float(w[i]);
+  let sm = wb_scale_min_k4(i + 1u, sb);
+  let lo = (w[i + 12u + ((sb >> 1u) << 3u) + l] >> ((sb & 1u) << 2u)) & 0x0f0f0f0fu;
+  let hi = ((w[i + 4u + l] >> sb) & 0x01010101u) << 4u;
+  return dm.x * f32(sm.x) * vec4f(wb_bytes4(lo | hi)) - dm.y * f32(sm.y);
+}
+
+fn w_get(r: u32, k: u32, cols: u32) -> f32 {
+  return w_get4(r, k & ~3u, cols)[k & 3u];
+}
