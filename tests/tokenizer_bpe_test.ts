@@ -903,7 +903,7 @@ Deno.test("bad tokenizer.json gives clear errors", async () => {
         ],
       },
     TypeError,
-    'the Split pattern "\\\\w+" is not a supported pre-tokenizer',
+    'pre_tokenizer.pretokenizers[0].pattern: the Split pattern "\\\\w+" is not a supported pre-tokenizer',
   );
   bad((j) => j.decoder = { type: "WordPiece" }, TypeError, "decoder");
   bad((j) => j.normalizer = { type: "Lowercase" }, TypeError, "normalizer");

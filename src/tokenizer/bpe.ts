@@ -3,7 +3,9 @@
  * (`wasm/src/bpe.rs`): the text is split by the model's pre-tokenizer
  * pattern (`tokenizer.ggml.pre`, see {@linkcode BPE_PRE_TOKENIZERS}), each
  * piece's UTF-8 bytes become GPT-2's byte-level characters, and the merge of
- * lowest rank is applied until none is left.
+ * lowest rank is applied until none is left. The same core runs Hugging
+ * Face's SentencePiece-style BPE with byte fallback (pre-tokenizer
+ * `metaspace`: Gemma's, Llama 2's and Phi-3's `tokenizer.json`).
  *
  * @module
  */
@@ -76,8 +78,8 @@ export function bpeCore(v: BpeVocabulary): BpeCore {
   return {
     core: {
       encode: (text, parseSpecial) => bpe.encode(text, parseSpecial),
-      decode: (ids, _strip, lossy) => bpe.decode(ids, lossy),
-      decoder: (_strip, lossy) => bpe.decoder(lossy),
+      decode: (ids, strip, lossy) => bpe.decode(ids, strip, lossy),
+      decoder: (strip, lossy) => bpe.decoder(strip, lossy),
     },
     pre: bpe.pre,
   };

@@ -12,7 +12,10 @@
  *   `tokenizer.json`), see `bpe.ts`.
  *
  * Control tokens (`<s>`, `<|endoftext|>`) are never made from text unless
- * `parseSpecial`, and decode to nothing.
+ * `parseSpecial`, and decode to nothing. Added tokens with Hugging Face's
+ * `lstrip` / `rstrip` (Phi-3's chat tokens) take the whitespace beside them
+ * (the vocabulary's `strip`); the text between added tokens is then encoded
+ * piece by piece, each as a text that follows a special token.
  *
  * @example Encode and decode
  * ```ts
@@ -124,6 +127,7 @@ export class Tokenizer {
   readonly #pieces: string[];
   readonly #types: Int32Array;
   readonly #normalize: "NFC" | null;
+  readonly #stripped: AddedToken[] | null;
   /** The tokenizer model, as GGUF names it: SentencePiece BPE or byte-level BPE. */
   readonly model: "llama" | "gpt2";
   /** The byte-level BPE pre-tokenizer (`gpt2`, `llama-bpe`, ...); null for SentencePiece. */
@@ -160,6 +164,7 @@ export class Tokenizer {
     this.#pieces = v.pieces;
     this.#types = Int32Array.from(v.types);
     this.#normalize = v.kind === "bpe" ? v.normalize : null;
+    this.#stripped = strippedTokens(v);
     this.model = GGUF_MODEL[v.kind];
     this.pre = pre;
     this.name = name;
@@ -280,10 +285,10 @@ export class Tokenizer {
     if (typeof text !== "string") {
       throw new TypeError(`encode expects a string, got ${typeof text}`);
     }
-    const body = this.#core.encode(
-      this.#normalize ? text.normalize(this.#normalize) : text,
-      parseSpecial,
-    );
+    const normalized = this.#normalize ? text.normalize(this.#normalize) : text;
+    const body = this.#stripped
+      ? encodeStripped(this.#core, this.#stripped, normalized, parseSpecial)
+      : this.#core.encode(normalized, parseSpecial);
     const bos = addSpecial && this.addBos ? 1 : 0;
     const eos = addSpecial && this.addEos ? 1 : 0;
     const ids = new Array<number>(bos + body.length + eos);
@@ -350,4 +355,89 @@ export class Tokenizer {
   isControl(id: number): boolean {
     return this.tokenType(id) === TokenType.CONTROL;
   }
+}
+
+/** An added token, for {@linkcode encodeStripped}. */
+interface AddedToken {
+  text: string;
+  id: number;
+  /** Matched only with `parseSpecial` (control and unknown tokens). */
+  special: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+}
+
+/** The added tokens of `v` when some of them strip whitespace, else null. */
+function strippedTokens(v: Vocabulary): AddedToken[] | null {
+  const left = new Set(v.strip?.left ?? []);
+  const right = new Set(v.strip?.right ?? []);
+  if (left.size === 0 && right.size === 0) return null;
+  const out: AddedToken[] = [];
+  for (let id = 0; id < v.pieces.length; id++) {
+    const t = v.types[id];
+    if (
+      v.pieces[id] === "" ||
+      (t !== TokenType.USER_DEFINED && t !== TokenType.CONTROL &&
+        t !== TokenType.UNKNOWN)
+    ) continue;
+    out.push({
+      text: v.pieces[id],
+      id,
+      special: t !== TokenType.USER_DEFINED,
+      lstrip: left.has(id),
+      rstrip: right.has(id),
+    });
+  }
+  return out;
+}
+
+/** Unicode White_Space, as Rust's `char::is_whitespace` (Hugging Face's strip). */
+const WHITE_SPACE =
+  /[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]/;
+
+/**
+ * `text` encoded as Hugging Face's added-vocabulary splitter does: added
+ * tokens (control ones only with `parseSpecial`) found leftmost-longest,
+ * each taking the whitespace before it (`lstrip`) or after it (`rstrip`),
+ * and the text between them encoded by `core` piece by piece.
+ */
+function encodeStripped(
+  core: TokenizerCore,
+  added: AddedToken[],
+  text: string,
+  parseSpecial: boolean,
+): Uint32Array {
+  const out: number[] = [];
+  const emit = (a: number, b: number) => {
+    if (b > a) out.push(...core.encode(text.slice(a, b), false));
+  };
+  let raw = 0;
+  let i = 0;
+  while (i < text.length) {
+    let best: AddedToken | null = null;
+    for (const t of added) {
+      if (
+        (parseSpecial || !t.special) &&
+        (best === null || t.text.length > best.text.length) &&
+        text.startsWith(t.text, i)
+      ) best = t;
+    }
+    if (best === null) {
+      i++;
+      continue;
+    }
+    let end = i;
+    if (best.lstrip) {
+      while (end > raw && WHITE_SPACE.test(text[end - 1])) end--;
+    }
+    emit(raw, end);
+    out.push(best.id);
+    i += best.text.length;
+    if (best.rstrip) {
+      while (i < text.length && WHITE_SPACE.test(text[i])) i++;
+    }
+    raw = i;
+  }
+  emit(raw, text.length);
+  return Uint32Array.from(out);
 }

@@ -51,6 +51,12 @@ export interface VocabularyBase {
    * before text that does not start with one).
    */
   addSpacePrefix: boolean;
+  /**
+   * Added tokens that take the whitespace before them (Hugging Face
+   * `lstrip`) and after them (`rstrip`; Phi-3's chat tokens), by id:
+   * `encode` drops that whitespace. Absent: none.
+   */
+  strip?: { left: readonly number[]; right: readonly number[] };
 }
 
 /** A SentencePiece BPE vocabulary (Llama 1/2, TinyLlama, Mistral; GGUF `llama`). */
@@ -69,7 +75,12 @@ export interface BpeVocabulary extends VocabularyBase {
   merges: readonly string[] | readonly (readonly [string, string])[];
   /**
    * Pre-tokenizer name: a key of `BPE_PRE_TOKENIZERS` or one of llama.cpp's
-   * aliases for it (`tokenizer.ggml.pre`).
+   * aliases for it (`tokenizer.ggml.pre`); or `metaspace`, which is not
+   * byte-level: Hugging Face's SentencePiece-style BPE with byte fallback
+   * (Gemma's, Llama 2's and Phi-3's `tokenizer.json`: spaces as `▁`, a
+   * character without a token as its `<0xNN>` tokens, merges by rank;
+   * `addSpacePrefix`: a `▁` before every fragment, the first space dropped
+   * when decoding).
    */
   pre: string;
   /** A piece that is a whole token skips merging (Hugging Face `ignore_merges`; Llama 3). */
@@ -267,6 +278,21 @@ export function checkVocabulary(v: unknown): Vocabulary {
   }
   if (v.addEos && eos === null) {
     throw new TypeError("addEos: the model adds EOS but has no EOS id");
+  }
+  if (v.strip !== undefined) {
+    const s = v.strip;
+    if (!isObject(s) || !Array.isArray(s.left) || !Array.isArray(s.right)) {
+      throw new TypeError("strip must be { left: number[], right: number[] }");
+    }
+    for (const side of ["left", "right"] as const) {
+      (s[side] as unknown[]).forEach((id, i) =>
+        prefixed(`strip.${side}[${i}]`, () => {
+          if (tokenId(id, "token id", n) === null) {
+            throw new RangeError(`token id ${id} is out of range`);
+          }
+        })
+      );
+    }
   }
   // Every entry.
   const badPiece = pieces.findIndex((p) => typeof p !== "string");

@@ -5,11 +5,16 @@
  * - `llama` (SentencePiece BPE): tokens, scores and token types; BOS 1,
  *   EOS 2, unknown 0 unless the ids are given (and the vocabulary has them);
  *   BOS added, EOS not, dummy-prefix space on, unless
- *   `add_bos_token` / `add_eos_token` / `add_space_prefix` say otherwise.
+ *   `add_bos_token` / `add_eos_token` / `add_space_prefix` say otherwise;
+ *   for Phi-3 (`general.name` containing `phi-3` or `phi3`), every control,
+ *   user-defined and unknown token but `<unk>`, `<s>` and `<|endoftext|>`
+ *   takes the whitespace after it (rstrip), as llama.cpp sets it and Phi-3's
+ *   `tokenizer.json` has it.
  * - `gpt2` (byte-level BPE): tokens, merges, token types (all NORMAL when
  *   absent); `pre` names the pre-tokenizer (absent: llama.cpp's
  *   `default`); Llama 3's (`llama-bpe`) adds BOS and ignores merges for
- *   whole-token pieces; no ids unless given.
+ *   whole-token pieces; Qwen2's (`qwen2`) normalizes text to NFC first, as
+ *   its `tokenizer.json` does (llama.cpp does not); no ids unless given.
  *
  * @module
  */
@@ -112,6 +117,7 @@ function spmVocab(md: GgufMetadata): Vocabulary {
     pieces,
     scores,
     types,
+    ...phi3Strip(md, pieces, types),
     unk: id("unknown_token_id", 0),
     bos: id("bos_token_id", 1),
     eos: id("eos_token_id", 2),
@@ -119,6 +125,30 @@ function spmVocab(md: GgufMetadata): Vocabulary {
     addEos: flag(md, "add_eos_token", false),
     addSpacePrefix: flag(md, "add_space_prefix", true),
   };
+}
+
+/** llama.cpp's `tokenizer.ggml.pre` names of Qwen2's pre-tokenizer (NFC first, as its tokenizer.json). */
+const QWEN2_PRE: ReadonlySet<string> = new Set(["qwen2", "deepseek-r1-qwen"]);
+
+/** llama.cpp's token attributes for Phi-3 (`llama-vocab.cpp`): rstrip on its special tokens. */
+function phi3Strip(
+  md: GgufMetadata,
+  pieces: string[],
+  types: ArrayLike<number>,
+): { strip?: { left: number[]; right: number[] } } {
+  const name = md.get("general.name");
+  if (typeof name !== "string" || !/phi-?3/.test(name.toLowerCase())) return {};
+  const right: number[] = [];
+  const keep = new Set(["<unk>", "<s>", "<|endoftext|>"]);
+  for (let i = 0; i < pieces.length; i++) {
+    const t = types[i];
+    const special = t === TokenType.CONTROL || t === TokenType.USER_DEFINED ||
+      t === TokenType.UNKNOWN;
+    if ((special || pieces[i] === "</s>") && !keep.has(pieces[i])) {
+      right.push(i);
+    }
+  }
+  return { strip: { left: [], right } };
 }
 
 /** A byte-level BPE vocabulary (`tokenizer.ggml.model` `gpt2`). */
@@ -139,7 +169,13 @@ function bpeVocab(md: GgufMetadata): Vocabulary {
   if (typeof pre !== "string") {
     throw new TypeError("tokenizer.ggml.pre must be a string");
   }
-  prefixed("tokenizer.ggml.pre", () => checkPre(pre));
+  prefixed("tokenizer.ggml.pre", () => {
+    // Not one of llama.cpp's: Hugging Face's SentencePiece-style BPE.
+    if (pre === "metaspace") {
+      throw new TypeError(`unknown pre-tokenizer "metaspace"`);
+    }
+    checkPre(pre);
+  });
   const llama3 = LLAMA3_PRE.has(pre);
   const id = (name: string) => {
     const key = `tokenizer.ggml.${name}`;
@@ -157,7 +193,9 @@ function bpeVocab(md: GgufMetadata): Vocabulary {
     addEos: flag(md, "add_eos_token", false),
     addSpacePrefix: false,
     ignoreMerges: llama3,
-    normalize: null,
+    // Qwen2's tokenizer.json normalizes to NFC; llama.cpp does not, and then
+    // differs from transformers on text not in NFC. The model's own does.
+    normalize: QWEN2_PRE.has(pre) ? "NFC" : null,
     // Allocated last, once everything else is known good.
     types: types ?? new Int32Array(n).fill(TokenType.NORMAL),
   };

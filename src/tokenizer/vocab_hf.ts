@@ -5,11 +5,22 @@
  *   `bos_token`, `eos_token`, `unk_token` (else the model's own ids),
  *   `add_bos_token` (default true), `add_eos_token` (default false) and
  *   `added_tokens_decoder` (tokens past the end of the model);
- * - or else `tokenizer.json` (byte-level BPE: model BPE; pre-tokenizer
+ * - or else `tokenizer.json`: byte-level BPE (model BPE; pre-tokenizer
  *   ByteLevel, or Split with the Llama 3, Qwen2 or GPT-2 pattern then
  *   ByteLevel, or Digits then ByteLevel; decoder ByteLevel; normalizer none
- *   or NFC), with `tokenizer_config.json`'s BOS/EOS tokens and whether to add
- *   them (without them, the post-processor's template decides).
+ *   or NFC), or SentencePiece-style BPE with byte fallback (model BPE with
+ *   `byte_fallback`; normalizer Replace " " by "▁", after a Prepend "▁" or
+ *   not; pre-tokenizer none or Gemma's Split on " "; decoder Replace "▁" by
+ *   " ", ByteFallback, Fuse, and Strip one leading space exactly when the
+ *   normalizer prepends: Gemma, Llama 2, Phi-3), with `tokenizer_config.json`'s
+ *   BOS/EOS tokens and whether to add them (without them, the
+ *   post-processor's template decides). Added tokens keep their `lstrip` and
+ *   `rstrip`.
+ *
+ * Anything else in a `tokenizer.json` pipeline (another normalizer,
+ * pre-tokenizer, decoder or post-processor, `single_word` added tokens,
+ * dropout) is refused with an error naming the key, never tokenized
+ * differently.
  *
  * `config.json`'s `bos_token_id` / `eos_token_id` are not read: the
  * tokenizer files decide, as they do for Hugging Face `tokenizers`.
@@ -40,6 +51,11 @@ import {
 function tokenContent(v: unknown): string | null {
   if (typeof v === "string") return v;
   return isObject(v) && typeof v.content === "string" ? v.content : null;
+}
+
+/** The id of `text` in a `model.vocab` object, or undefined. */
+function idOfVocab(vocab: Json, text: string): number | undefined {
+  return Object.hasOwn(vocab, text) ? vocab[text] as number : undefined;
 }
 
 /** The pre-tokenizer name and `add_prefix_space` of a `tokenizer.json` `pre_tokenizer`. */
@@ -79,7 +95,7 @@ function hfPreTokenizer(p: unknown): { pre: string; addPrefixSpace: boolean } {
         }
       }
       throw new TypeError(
-        `the Split pattern ${
+        `pre_tokenizer.pretokenizers[0].pattern: the Split pattern ${
           brief(re ?? a.pattern)
         } is not a supported pre-tokenizer (supported: the GPT-2, Llama 3 and Qwen2 patterns)`,
       );
@@ -91,6 +107,110 @@ function hfPreTokenizer(p: unknown): { pre: string; addPrefixSpace: boolean } {
     }
   }
   throw unsupported();
+}
+
+const SPACE = "\u2581";
+
+/** Whether `x` is `{ type: "Replace", pattern: { String: from }, content: to }`. */
+function isReplace(x: unknown, from: string, to: string): boolean {
+  return isObject(x) && x.type === "Replace" && isObject(x.pattern) &&
+    x.pattern.String === from && x.content === to &&
+    Object.keys(x.pattern).length === 1;
+}
+
+/**
+ * Whether the SentencePiece-style pipeline (`model.byte_fallback`) prepends
+ * "▁": its normalizer, pre-tokenizer and decoder checked to be Gemma's or
+ * Llama 2's (see the module doc); a TypeError naming the key otherwise.
+ */
+function metaspacePipeline(tj: Record<string, unknown>): boolean {
+  const norm = tj.normalizer ?? null;
+  const replace = (x: unknown) => isReplace(x, " ", SPACE);
+  let prepend: boolean;
+  if (replace(norm)) prepend = false;
+  else if (
+    isObject(norm) && norm.type === "Sequence" &&
+    Array.isArray(norm.normalizers) && norm.normalizers.length === 2 &&
+    isObject(norm.normalizers[0]) && norm.normalizers[0].type === "Prepend" &&
+    norm.normalizers[0].prepend === SPACE && replace(norm.normalizers[1])
+  ) prepend = true;
+  else {
+    throw new TypeError(
+      `tokenizer.json normalizer ${
+        brief(norm)
+      } is not supported with byte_fallback (supported: Replace " " by "▁", after Prepend "▁" or not)`,
+    );
+  }
+  const pre = tj.pre_tokenizer ?? null;
+  // Gemma's Split on " " finds nothing once the normalizer replaced spaces.
+  const gemmaSplit = isObject(pre) && pre.type === "Split" &&
+    isObject(pre.pattern) && pre.pattern.String === " " &&
+    Object.keys(pre.pattern).length === 1 && pre.invert !== true;
+  if (pre !== null && !gemmaSplit) {
+    throw new TypeError(
+      `tokenizer.json pre_tokenizer ${
+        brief(pre)
+      } is not supported with byte_fallback (supported: none, or Split on " ")`,
+    );
+  }
+  const dec = tj.decoder;
+  const ds = isObject(dec) && dec.type === "Sequence" &&
+      Array.isArray(dec.decoders)
+    ? dec.decoders as unknown[]
+    : [];
+  const is = (i: number, type: string) =>
+    isObject(ds[i]) && ds[i].type === type;
+  const strip = ds.length === 4 && is(3, "Strip") &&
+    (ds[3] as Json).content === " " && (ds[3] as Json).start === 1 &&
+    (ds[3] as Json).stop === 0;
+  if (
+    ds.length !== (prepend ? 4 : 3) || !isReplace(ds[0], SPACE, " ") ||
+    !is(1, "ByteFallback") || !is(2, "Fuse") || (prepend && !strip)
+  ) {
+    throw new TypeError(
+      `tokenizer.json decoder ${
+        brief(dec)
+      } is not supported with byte_fallback (supported: Replace "▁" by " ", ByteFallback, Fuse${
+        prepend ? ", Strip one leading space" : ""
+      })`,
+    );
+  }
+  return prepend;
+}
+
+/** A TypeError naming the post-processor unless it is none, ByteLevel, TemplateProcessing of [special] A [special], or a Sequence of those. */
+function checkPostProcessor(
+  pp: unknown,
+  key = "tokenizer.json post_processor",
+): void {
+  if (pp === null || pp === undefined) return;
+  if (isObject(pp) && pp.type === "Sequence" && Array.isArray(pp.processors)) {
+    pp.processors.forEach((q, i) =>
+      checkPostProcessor(q, `${key}.processors[${i}]`)
+    );
+    return;
+  }
+  if (isObject(pp) && pp.type === "ByteLevel") return;
+  if (
+    isObject(pp) && pp.type === "TemplateProcessing" && Array.isArray(pp.single)
+  ) {
+    const items = pp.single as unknown[];
+    const seq = items.findIndex((x) => isObject(x) && isObject(x.Sequence));
+    const special = (x: unknown) => isObject(x) && isObject(x.SpecialToken);
+    const ok = seq >= 0 && seq <= 1 && items.length - seq <= 2 &&
+      items.every((x, i) => i === seq || special(x));
+    if (ok) return;
+    throw new TypeError(
+      `${key}.single ${
+        brief(items)
+      } is not supported (supported: [special] A [special])`,
+    );
+  }
+  throw new TypeError(
+    `${key} ${
+      brief(pp)
+    } is not supported (supported: none, ByteLevel, TemplateProcessing)`,
+  );
 }
 
 /** `[first, last]` special token of a `TemplateProcessing` post-processor's single template. */
@@ -138,9 +258,19 @@ export function vocabFromTokenizerJson(
       } is not supported (only BPE)`,
     );
   }
-  if (model.byte_fallback === true) {
+  const metaspace = model.byte_fallback === true;
+  if (metaspace && model.ignore_merges === true) {
     throw new TypeError(
-      "tokenizer.json is a SentencePiece-style BPE (byte_fallback), not byte-level BPE: it is not supported without tokenizer.model",
+      "tokenizer.json model.ignore_merges is not supported with byte_fallback",
+    );
+  }
+  if (
+    model.dropout !== undefined && model.dropout !== null && model.dropout !== 0
+  ) {
+    throw new TypeError(
+      `tokenizer.json model.dropout ${
+        brief(model.dropout)
+      } is not supported (BPE dropout is random)`,
     );
   }
   for (const k of ["continuing_subword_prefix", "end_of_word_suffix"]) {
@@ -200,8 +330,30 @@ export function vocabFromTokenizerJson(
     types[i] = TokenType.NORMAL;
   }
   const ids = new Map<string, number>();
-  for (const a of added as Json[]) {
+  const strip = { left: [] as number[], right: [] as number[] };
+  const normalizes = (tj.normalizer ?? null) !== null;
+  for (const [k, a] of (added as Json[]).entries()) {
     const i = a.id as number, content = a.content as string;
+    if (a.single_word === true) {
+      throw new TypeError(
+        `tokenizer.json added_tokens[${k}].single_word (${
+          JSON.stringify(content)
+        }) is not supported`,
+      );
+    }
+    if (
+      a.normalized === true && normalizes &&
+      !(isObject(tj.normalizer) && tj.normalizer.type === "NFC" &&
+        content.normalize("NFC") === content)
+    ) {
+      throw new TypeError(
+        `tokenizer.json added_tokens[${k}].normalized (${
+          JSON.stringify(content)
+        }): matching added tokens after the normalizer is not supported`,
+      );
+    }
+    if (a.lstrip === true) strip.left.push(i);
+    if (a.rstrip === true) strip.right.push(i);
     if (pieces[i] !== undefined && pieces[i] !== content) {
       throw new TypeError(
         `added token ${i} is ${
@@ -223,25 +375,44 @@ export function vocabFromTokenizerJson(
   const idOf = (text: string): number | undefined =>
     ids.get(text) ??
       (Object.hasOwn(vocab, text) ? vocab[text] as number : undefined);
-  const { pre, addPrefixSpace } = hfPreTokenizer(tj.pre_tokenizer);
-  const dec = tj.decoder;
-  if (!isObject(dec) || dec.type !== "ByteLevel") {
-    throw new TypeError(
-      `tokenizer.json decoder ${brief(dec)} is not supported (only ByteLevel)`,
-    );
-  }
-  const norm = tj.normalizer ?? null;
+  let pre: string, addPrefixSpace: boolean;
   let normalize: "NFC" | null = null;
-  if (isObject(norm) && norm.type === "NFC") normalize = "NFC";
-  else if (
-    norm !== null &&
-    !(isObject(norm) && norm.type === "Sequence" &&
-      Array.isArray(norm.normalizers) && norm.normalizers.length === 0)
-  ) {
-    throw new TypeError(
-      `tokenizer.json normalizer ${brief(norm)} is not supported (only NFC)`,
-    );
+  if (metaspace) {
+    pre = "metaspace";
+    addPrefixSpace = metaspacePipeline(tj);
+    // The byte tokens decode to their bytes.
+    for (let b = 0; b < 256; b++) {
+      const id = idOfVocab(
+        vocab,
+        `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`,
+      );
+      if (id !== undefined && types[id] === TokenType.NORMAL) {
+        types[id] = TokenType.BYTE;
+      }
+    }
+  } else {
+    ({ pre, addPrefixSpace } = hfPreTokenizer(tj.pre_tokenizer));
+    const dec = tj.decoder;
+    if (!isObject(dec) || dec.type !== "ByteLevel") {
+      throw new TypeError(
+        `tokenizer.json decoder ${
+          brief(dec)
+        } is not supported (only ByteLevel)`,
+      );
+    }
+    const norm = tj.normalizer ?? null;
+    if (isObject(norm) && norm.type === "NFC") normalize = "NFC";
+    else if (
+      norm !== null &&
+      !(isObject(norm) && norm.type === "Sequence" &&
+        Array.isArray(norm.normalizers) && norm.normalizers.length === 0)
+    ) {
+      throw new TypeError(
+        `tokenizer.json normalizer ${brief(norm)} is not supported (only NFC)`,
+      );
+    }
   }
+  checkPostProcessor(tj.post_processor);
   const [first, last] = templateEnds(tj.post_processor);
   const named = (key: string, fallback: string | null): number | null => {
     const v = cfg[key];
@@ -274,6 +445,7 @@ export function vocabFromTokenizerJson(
     ignoreMerges: model.ignore_merges === true,
     addSpacePrefix: addPrefixSpace,
     normalize,
+    ...(strip.left.length + strip.right.length > 0 ? { strip } : {}),
   };
 }
 
@@ -310,6 +482,7 @@ function addedTokens(
   cfg: Json,
   cfgPath: string,
   pieces: readonly string[],
+  strip: { left: number[]; right: number[] },
 ): { content: string; type: number }[] {
   const added = cfg.added_tokens_decoder;
   if (added === undefined) return [];
@@ -327,6 +500,13 @@ function addedTokens(
         `${cfgPath}: added_tokens_decoder has an invalid entry for ${id}`,
       );
     }
+    if (isObject(v) && v.single_word === true) {
+      throw new TypeError(
+        `${cfgPath}: added_tokens_decoder[${id}].single_word is not supported`,
+      );
+    }
+    if (isObject(v) && v.lstrip === true) strip.left.push(id);
+    if (isObject(v) && v.rstrip === true) strip.right.push(id);
     if (id < pieces.length) {
       if (pieces[id] !== content) {
         throw new TypeError(
@@ -368,7 +548,8 @@ function spmVocabFromModel(
   } catch (e) {
     throw withPrefix(spmPath, e);
   }
-  const added = addedTokens(cfg, cfgPath, m.pieces);
+  const strip = { left: [] as number[], right: [] as number[] };
+  const added = addedTokens(cfg, cfgPath, m.pieces, strip);
   const pieces = [...m.pieces, ...added.map((a) => a.content)];
   const scores = new Float32Array(pieces.length);
   scores.set(m.scores);
@@ -402,5 +583,6 @@ function spmVocabFromModel(
     addBos: bool(cfg.add_bos_token, `${cfgPath}: add_bos_token`, true),
     addEos: bool(cfg.add_eos_token, `${cfgPath}: add_eos_token`, false),
     addSpacePrefix: m.addDummyPrefix,
+    ...(strip.left.length + strip.right.length > 0 ? { strip } : {}),
   };
 }

@@ -19,8 +19,11 @@ export class BpeTokenizer {
     private constructor();
     free(): void;
     [Symbol.dispose](): void;
-    decode(ids: Uint32Array | number[], lossy: boolean): string;
-    decoder(lossy: boolean): BpeDecoder;
+    /**
+     * `stripLeadingSpace`: the ids start a text (see `DecodeState`).
+     */
+    decode(ids: Uint32Array | number[], strip_leading_space: boolean, lossy: boolean): string;
+    decoder(strip_leading_space: boolean, lossy: boolean): BpeDecoder;
     /**
      * Ids of `text`, no BOS/EOS.
      */

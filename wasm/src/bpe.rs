@@ -24,6 +24,16 @@
 //! - [`DecodeState`] decodes one id at a time and never returns half a
 //!   character; its output concatenated equals [`Bpe::decode`] of all ids.
 //!
+//! - Metaspace ([`Pre::Metaspace`]): Hugging Face's SentencePiece-style BPE
+//!   with byte fallback (`tokenizer.json` of Gemma, Llama 2, Phi-3): each
+//!   fragment's spaces become `▁` (and, with `add_prefix_space`, a `▁`
+//!   starts it: the `Prepend` normalizer), the whole fragment is one piece,
+//!   its characters are the initial tokens (a character without one becomes
+//!   its `<0xNN>` byte tokens, or the unknown token, repeated unknowns fused),
+//!   and the merges apply by rank as above. Decoding turns `▁` back into
+//!   spaces and byte tokens into their bytes, and with `add_prefix_space`
+//!   drops the first space of a text (the `Strip` decoder).
+//!
 //! Character classes: `\p{L}`, `\p{N}` and `\p{P}` come from a table made
 //! from V8's regular expressions (`tests/fixtures/tokenizer/make_unicode_tables.ts`),
 //! so they agree with the JavaScript reference tokenizers the tests compare
@@ -39,6 +49,7 @@ use std::collections::{BinaryHeap, HashMap};
 use crate::text::{quote, Fx, Utf8Stream};
 
 const NONE: u32 = u32::MAX;
+const SPACE: char = '\u{2581}';
 
 
 // ---------------------------------------------------------------------------
@@ -277,9 +288,13 @@ pub enum Pre {
     /// then `\p{N}+`, then `[0-9][0-9][0-9]`, each splitting the pieces of
     /// the one before (text between matches stays a piece).
     Default,
+    /// Not byte-level: Hugging Face's SentencePiece-style BPE with byte
+    /// fallback (spaces as `▁`, no splitting; see the module doc).
+    Metaspace,
 }
 
-/// The names [`Pre::from_name`] documents in its error.
+/// The names [`Pre::from_name`] documents in its error (llama.cpp's; not
+/// `metaspace`, which only `tokenizer.json` reading uses).
 pub const PRE_NAMES: &str = "\"gpt2\", \"llama-bpe\", \"qwen2\", \"smollm\", \"default\"";
 
 impl Pre {
@@ -292,6 +307,7 @@ impl Pre {
             "qwen2" | "deepseek-r1-qwen" => Pre::Qwen2,
             "smollm" => Pre::Smollm,
             "default" => Pre::Default,
+            "metaspace" => Pre::Metaspace,
             _ => {
                 return Err(Error::type_error(format!(
                     "unknown pre-tokenizer {} (supported: {})",
@@ -310,6 +326,7 @@ impl Pre {
             Pre::Qwen2 => "qwen2",
             Pre::Smollm => "smollm",
             Pre::Default => "default",
+            Pre::Metaspace => "metaspace",
         }
     }
 
@@ -320,6 +337,7 @@ impl Pre {
             Pre::Qwen2 => &[Rule::Qwen2],
             Pre::Smollm => &[Rule::EachNumber, Rule::Gpt2],
             Pre::Default => &[Rule::PunctRuns, Rule::Gpt2, Rule::NumberRuns, Rule::AsciiTriples],
+            Pre::Metaspace => &[],
         }
     }
 
@@ -529,7 +547,9 @@ pub struct Options {
     /// (Hugging Face `ignore_merges`; llama.cpp sets it for Llama 3).
     pub ignore_merges: bool,
     /// Put a space before each fragment that does not start with one
-    /// (Hugging Face ByteLevel `add_prefix_space`).
+    /// (Hugging Face ByteLevel `add_prefix_space`); with
+    /// [`Pre::Metaspace`], a `▁` before every fragment (the `Prepend`
+    /// normalizer), dropped again when decoding.
     pub add_prefix_space: bool,
 }
 
@@ -582,8 +602,12 @@ pub struct Bpe {
     vocab: HashMap<Box<str>, u32, Fx>,
     /// (left id << 32 | right id) -> (rank, merged id).
     merges: HashMap<u64, (u32, u32), Fx>,
-    /// Token of each byte's character, or `NONE`.
+    /// Token of each byte's character, or `NONE`; with [`Pre::Metaspace`],
+    /// the `<0xNN>` token of each byte (byte fallback).
     byte_ids: [u32; 256],
+    /// The unknown token ([`Pre::Metaspace`]: characters without a token
+    /// or byte tokens), or `NONE`.
+    unk: u32,
     /// User-defined, control and unknown tokens by first byte:
     /// `specials[first[b]..first[b + 1]]` start with byte `b` (by id).
     specials: Vec<u32>,
@@ -767,17 +791,23 @@ impl Bpe {
         let mut byte_ids = [NONE; 256];
         let mut buf = [0u8; 4];
         for (b, slot) in byte_ids.iter_mut().enumerate() {
-            let s: &str = byte_to_char(b as u8).encode_utf8(&mut buf);
-            if let Some(&id) = vocab.get(s) {
+            let found = if opts.pre == Pre::Metaspace {
+                vocab.get(format!("<0x{:02X}>", b).as_str())
+            } else {
+                vocab.get(&*byte_to_char(b as u8).encode_utf8(&mut buf))
+            };
+            if let Some(&id) = found {
                 *slot = id;
             }
         }
+        let unk = types.iter().position(|&t| t == UNKNOWN).map_or(NONE, |i| i as u32);
         Ok(Bpe {
             tokens: tokens.into_iter().map(String::into_boxed_str).collect(),
             types: out_types,
             vocab,
             merges: table,
             byte_ids,
+            unk,
             specials,
             first,
             has_user_defined,
@@ -876,7 +906,16 @@ impl Bpe {
                 Fragment::Token(id) => out.push(id),
                 Fragment::Raw(a, b) => {
                     let mut s = &text[a..b];
-                    if self.opts.add_prefix_space && !s.starts_with(' ') {
+                    if self.opts.pre == Pre::Metaspace {
+                        fragment.clear();
+                        if self.opts.add_prefix_space {
+                            fragment.push(SPACE);
+                        }
+                        for c in s.chars() {
+                            fragment.push(if c == ' ' { SPACE } else { c });
+                        }
+                        s = &fragment;
+                    } else if self.opts.add_prefix_space && !s.starts_with(' ') {
                         fragment.clear();
                         fragment.push(' ');
                         fragment.push_str(s);
@@ -938,8 +977,51 @@ impl Bpe {
         }
     }
 
+    /// The initial tokens of a [`Pre::Metaspace`] piece: its characters,
+    /// byte fallback for those that are no token, else the unknown token
+    /// (repeats fused).
+    fn metaspace_syms(&self, piece: &str, syms: &mut Vec<Sym>) -> Result<()> {
+        let mut buf = [0u8; 4];
+        for c in piece.chars() {
+            let s: &str = c.encode_utf8(&mut buf);
+            match self.vocab.get(s) {
+                Some(&id) if (self.types[id as usize] as i32) != CONTROL => syms.push(Sym { id, prev: 0, next: 0 }),
+                _ => {
+                    if s.bytes().all(|b| self.byte_ids[b as usize] != NONE) {
+                        for b in s.bytes() {
+                            syms.push(Sym { id: self.byte_ids[b as usize], prev: 0, next: 0 });
+                        }
+                    } else if self.unk != NONE {
+                        if syms.last().is_none_or(|l| l.id != self.unk) {
+                            syms.push(Sym { id: self.unk, prev: 0, next: 0 });
+                        }
+                    } else {
+                        return Err(Error::type_error(format!(
+                            "cannot encode {}: the vocabulary has no token for {}, no byte tokens for it and no unknown token",
+                            quote(piece),
+                            quote(s)
+                        )));
+                    }
+                }
+            }
+        }
+        let n = syms.len() as u32;
+        for (k, s) in syms.iter_mut().enumerate() {
+            let k = k as u32;
+            s.prev = if k == 0 { NONE } else { k - 1 };
+            s.next = if k + 1 == n { NONE } else { k + 1 };
+        }
+        Ok(())
+    }
+
     /// BPE over one piece.
     fn bpe(&self, piece: &str, out: &mut Vec<u32>, sc: &mut Scratch) -> Result<()> {
+        if self.opts.pre == Pre::Metaspace {
+            sc.syms.clear();
+            sc.heap.clear();
+            self.metaspace_syms(piece, &mut sc.syms)?;
+            return self.merge(out, sc);
+        }
         if self.opts.ignore_merges {
             sc.word.clear();
             sc.word.extend(piece.bytes().map(byte_to_char));
@@ -967,6 +1049,17 @@ impl Bpe {
         }
         let Some(last) = syms.last_mut() else { return Ok(()) };
         last.next = NONE;
+        self.merge(out, sc)
+    }
+
+    /// Merges the symbols `sc.syms` (a linked list from 0) by rank and
+    /// appends their ids.
+    fn merge(&self, out: &mut Vec<u32>, sc: &mut Scratch) -> Result<()> {
+        let syms = &mut sc.syms;
+        let heap = &mut sc.heap;
+        if syms.is_empty() {
+            return Ok(());
+        }
         for i in 0..syms.len() as u32 - 1 {
             self.push_pair(syms, i, heap);
         }
@@ -1003,7 +1096,25 @@ impl Bpe {
     /// Appends the bytes token `id` decodes to (no range check).
     fn append_bytes(&self, id: u32, out: &mut Vec<u8>) {
         let p = &*self.tokens[id as usize];
-        match self.types[id as usize] as i32 {
+        let t = self.types[id as usize] as i32;
+        if self.opts.pre == Pre::Metaspace {
+            // Hugging Face's Replace("▁", " "), ByteFallback, Fuse.
+            match t {
+                CONTROL | UNKNOWN => {}
+                BYTE => out.push(self.byte_of(id).unwrap_or(0)),
+                _ => {
+                    let mut last = 0;
+                    for (i, _) in p.match_indices(SPACE) {
+                        out.extend_from_slice(&p.as_bytes()[last..i]);
+                        out.push(b' ');
+                        last = i + SPACE.len_utf8();
+                    }
+                    out.extend_from_slice(&p.as_bytes()[last..]);
+                }
+            }
+            return;
+        }
+        match t {
             CONTROL | UNKNOWN => {}
             USER_DEFINED => out.extend_from_slice(p.as_bytes()),
             _ => {
@@ -1023,10 +1134,19 @@ impl Bpe {
         }
     }
 
+    /// The byte of a byte token (`<0xNN>`).
+    fn byte_of(&self, id: u32) -> Option<u8> {
+        let h = self.tokens[id as usize].strip_prefix("<0x")?.strip_suffix('>')?;
+        if h.len() != 2 {
+            return None;
+        }
+        u8::from_str_radix(h, 16).ok()
+    }
+
     /// Decodes `ids` to text (see [`DecodeState`]); `lossy`: invalid UTF-8
     /// becomes U+FFFD instead of an error.
-    pub fn decode(&self, ids: &[u32], lossy: bool) -> Result<String> {
-        let mut st = DecodeState::new(lossy);
+    pub fn decode(&self, ids: &[u32], strip_leading_space: bool, lossy: bool) -> Result<String> {
+        let mut st = DecodeState::new(self, strip_leading_space, lossy);
         let mut out = String::new();
         for &id in ids {
             st.push(self, id, &mut out)?;
@@ -1040,18 +1160,34 @@ impl Bpe {
 /// back until the character is complete.
 #[derive(Debug, Clone)]
 pub struct DecodeState {
+    /// Drop the first space ([`Pre::Metaspace`] with `add_prefix_space`).
+    strip: bool,
     stream: Utf8Stream,
 }
 
 impl DecodeState {
-    pub fn new(lossy: bool) -> DecodeState {
-        DecodeState { stream: Utf8Stream::new(lossy) }
+    /// `strip_leading_space`: the ids start a text, so a [`Pre::Metaspace`]
+    /// tokenizer that prepends `▁` drops the first space.
+    pub fn new(bpe: &Bpe, strip_leading_space: bool, lossy: bool) -> DecodeState {
+        let o = bpe.opts;
+        DecodeState {
+            strip: strip_leading_space && o.pre == Pre::Metaspace && o.add_prefix_space,
+            stream: Utf8Stream::new(lossy),
+        }
     }
 
     /// Decodes one more id, appending the complete characters to `out`.
     pub fn push(&mut self, bpe: &Bpe, id: u32, out: &mut String) -> Result<()> {
         bpe.check_id(id)?;
+        let start = self.stream.pending.len();
         bpe.append_bytes(id, &mut self.stream.pending);
+        let pending = &mut self.stream.pending;
+        if self.strip && pending.len() > start {
+            self.strip = false;
+            if pending[start] == b' ' {
+                pending.remove(start);
+            }
+        }
         self.stream.drain_token(id, &bpe.tokens[id as usize], out)
     }
 
@@ -1123,12 +1259,16 @@ mod bindings {
             self.inner.encode(text, parse_special).map_err(js_err)
         }
 
-        pub fn decode(&self, ids: &[u32], lossy: bool) -> Result<String, JsValue> {
-            self.inner.decode(ids, lossy).map_err(js_err)
+        /// `stripLeadingSpace`: the ids start a text (see `DecodeState`).
+        pub fn decode(&self, ids: &[u32], strip_leading_space: bool, lossy: bool) -> Result<String, JsValue> {
+            self.inner.decode(ids, strip_leading_space, lossy).map_err(js_err)
         }
 
-        pub fn decoder(&self, lossy: bool) -> WasmBpeDecoder {
-            WasmBpeDecoder { state: DecodeState::new(lossy), bpe: self.inner.clone() }
+        pub fn decoder(&self, strip_leading_space: bool, lossy: bool) -> WasmBpeDecoder {
+            WasmBpeDecoder {
+                state: DecodeState::new(&self.inner, strip_leading_space, lossy),
+                bpe: self.inner.clone(),
+            }
         }
     }
 
@@ -1293,7 +1433,7 @@ mod tests {
         let b = toy(&["Ġ a", "Ġa b", "a b"], &[]);
         let ids = b.encode("ab ab", false).unwrap();
         assert_eq!(pieces(&b, &ids), ["ab", "Ġab"]);
-        assert_eq!(b.decode(&ids, false).unwrap(), "ab ab");
+        assert_eq!(b.decode(&ids, false, false).unwrap(), "ab ab");
         // Twice, through the cache.
         assert_eq!(b.encode("ab ab", false).unwrap(), ids);
     }
@@ -1317,7 +1457,7 @@ mod tests {
         let ids = b.encode("x<tag>y<|end|>", true).unwrap();
         assert_eq!(pieces(&b, &ids), ["x", "<tag>", "y", "<|end|>"]);
         // Control tokens decode to nothing, user-defined ones to their text.
-        assert_eq!(b.decode(&ids, false).unwrap(), "x<tag>y");
+        assert_eq!(b.decode(&ids, false, false).unwrap(), "x<tag>y");
         // Leftmost, then longest.
         assert_eq!(pieces(&b, &b.encode("xabcab", false).unwrap()), ["x", "abc", "ab"]);
     }
@@ -1335,11 +1475,11 @@ mod tests {
     fn decoding_and_streaming() {
         let b = toy(&[], &[("→x", NORMAL)]);
         // A token outside the byte alphabet decodes to its own text.
-        assert_eq!(b.decode(&[256, b'y' as u32], false).unwrap(), "→xy");
+        assert_eq!(b.decode(&[256, b'y' as u32], false, false).unwrap(), "→xy");
         let text = "日本 🙂 e\u{301}";
         let ids = b.encode(text, false).unwrap();
         assert_eq!(ids.len(), text.len());
-        let mut st = DecodeState::new(false);
+        let mut st = DecodeState::new(&b, false, false);
         let mut parts = Vec::new();
         for &id in &ids {
             let mut o = String::new();
@@ -1354,15 +1494,52 @@ mod tests {
     }
 
     #[test]
+    fn metaspace_byte_fallback_and_prefix() {
+        // Gemma / Llama 2 style: ▁ for spaces, characters as tokens, byte
+        // fallback, merges by rank.
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into()];
+        let mut types = vec![UNKNOWN, CONTROL];
+        for b in 0..256 {
+            tokens.push(format!("<0x{:02X}>", b));
+            types.push(BYTE);
+        }
+        for t in ["▁", "a", "b", "▁a", "ab", "▁ab", "é"] {
+            tokens.push(t.into());
+            types.push(NORMAL);
+        }
+        let merges: Vec<String> = ["▁ a", "a b", "▁a b"].iter().map(|s| s.to_string()).collect();
+        let id = |t: &str| tokens.iter().position(|x| x == t).unwrap() as u32;
+        let (ua, ab, uab, space) = (id("▁a"), id("ab"), id("▁ab"), id("▁"));
+        let mk = |prefix: bool| {
+            let opts = Options { pre: Pre::Metaspace, ignore_merges: false, add_prefix_space: prefix };
+            Bpe::new(tokens.clone(), &types, Merges::Joined(&merges), opts).unwrap()
+        };
+        let b = mk(false);
+        assert_eq!(b.encode("ab ab", false).unwrap(), vec![ab, uab]);
+        // "→" is no token: its three UTF-8 bytes.
+        assert_eq!(b.encode("a→", false).unwrap(), vec![id("a"), 2 + 0xE2, 2 + 0x86, 2 + 0x92]);
+        assert_eq!(b.decode(&b.encode(" a→ é", false).unwrap(), true, false).unwrap(), " a→ é");
+        let p = mk(true);
+        assert_eq!(p.encode("ab", false).unwrap(), vec![uab]);
+        assert_eq!(p.encode("a", false).unwrap(), vec![ua]);
+        assert_eq!(p.encode("<s>ab", true).unwrap(), vec![1, uab]);
+        // The first space is dropped when decoding a text, once.
+        assert_eq!(p.decode(&[uab, space, ua], true, false).unwrap(), "ab  a");
+        assert_eq!(p.decode(&[1, uab], true, false).unwrap(), "ab");
+        assert_eq!(p.decode(&[uab], false, false).unwrap(), " ab");
+        assert_eq!(Pre::Metaspace.split("a b"), vec!["a b"]);
+    }
+
+    #[test]
     fn invalid_utf8_and_ranges() {
         let b = toy(&[], &[]);
-        let e = b.decode(&[0xFF, b'a' as u32], false).unwrap_err();
+        let e = b.decode(&[0xFF, b'a' as u32], false, false).unwrap_err();
         assert!(e.message.contains("not valid UTF-8 at token 0"), "{}", e.message);
-        assert_eq!(b.decode(&[0xE6, b'a' as u32], true).unwrap(), "\u{FFFD}a");
-        let e = b.decode(&[0xE6], false).unwrap_err();
+        assert_eq!(b.decode(&[0xE6, b'a' as u32], false, true).unwrap(), "\u{FFFD}a");
+        let e = b.decode(&[0xE6], false, false).unwrap_err();
         assert!(e.message.contains("end inside a UTF-8 character"), "{}", e.message);
-        assert_eq!(b.decode(&[0xE6, 0x97], true).unwrap(), "\u{FFFD}");
-        let e = b.decode(&[256], false).unwrap_err();
+        assert_eq!(b.decode(&[0xE6, 0x97], false, true).unwrap(), "\u{FFFD}");
+        let e = b.decode(&[256], false, false).unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::Range);
         assert!(e.message.contains("token id 256 is out of range"), "{}", e.message);
     }
