@@ -4,7 +4,8 @@
  * and `llama-quantize` (`tests/fixtures/models/`, made by
  * `make_models.py`; its README says how):
  *
- * - logits of the Hugging Face directory and of the f32 / f16 GGUFs equal
+ * - logits of the Hugging Face directory and of the f16 GGUFs (and the f32
+ *   one of llama3: the others are its upcast copies, not committed) equal
  *   `transformers` fp32 logits (NMSE per prompt; the issue asks <= 1e-5
  *   f32 and <= 1e-4 f16, bounds here are ~3x what llvmpipe measures);
  * - the quantized GGUFs' logits equal `transformers` fp32 logits computed
@@ -81,14 +82,14 @@ function nmse(got: Float32Array, want: Float32Array): number {
 
 /** [architecture, files compared with transformers, NMSE bound] */
 const LOGIT_CASES: [string, string[], number][] = [
-  ["llama", ["hf", "llama-f32.gguf", "llama-f16.gguf"], 1e-6],
+  ["llama", ["hf", "llama-f16.gguf"], 1e-6],
   ["llama3", ["hf", "llama3-f32.gguf", "llama3-f16.gguf"], 1e-6],
   ["mistral", ["hf"], 1e-6],
-  ["qwen2", ["hf", "qwen2-f32.gguf", "qwen2-f16.gguf"], 1e-6],
-  ["qwen3", ["hf", "qwen3-f32.gguf", "qwen3-f16.gguf"], 1e-6],
-  ["gemma2", ["hf", "gemma2-f32.gguf", "gemma2-f16.gguf"], 1e-6],
-  ["gemma3", ["hf", "gemma3-f32.gguf", "gemma3-f16.gguf"], 2e-6],
-  ["phi3", ["hf", "phi3-f32.gguf", "phi3-f16.gguf"], 1e-6],
+  ["qwen2", ["hf", "qwen2-f16.gguf"], 1e-6],
+  ["qwen3", ["hf", "qwen3-f16.gguf"], 1e-6],
+  ["gemma2", ["hf", "gemma2-f16.gguf"], 1e-6],
+  ["gemma3", ["hf", "gemma3-f16.gguf"], 2e-6],
+  ["phi3", ["hf", "phi3-f16.gguf"], 1e-6],
 ];
 
 async function checkLogits(
@@ -136,11 +137,12 @@ Deno.test({
     "mistral: its GGUF (the converter drops the sliding window, as llama.cpp runs it) equals transformers with full attention; the window changes the logits",
   ignore: !HAS_GPU || !exists("mistral/logits_full_attention.bin"),
   async fn() {
-    for (const f of ["mistral-f32.gguf", "mistral-f16.gguf"]) {
-      if (exists(`mistral/${f}`)) {
-        await checkLogits("mistral", f, 1e-6, "logits_full_attention.bin");
-      }
-    }
+    await checkLogits(
+      "mistral",
+      "mistral-f16.gguf",
+      1e-6,
+      "logits_full_attention.bin",
+    );
     // The window matters on these prompts: the two references differ.
     const ref = reference("mistral");
     assertGreaterOrEqual(
@@ -153,7 +155,7 @@ Deno.test({
   },
 });
 
-const QUANTS = ["q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_0"];
+const QUANTS = ["q6_k", "q5_k_m", "q4_k_m", "q4_0"];
 Deno.test({
   name: `llama3q: logits of the ${
     QUANTS.join(", ")
