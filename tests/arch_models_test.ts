@@ -273,12 +273,17 @@ async function decodeLogits(
   prompts.forEach((_, s) => kv.clear(s));
   const last: number[] = [];
   for (let s = 0; s < prompts.length; s++) {
+    // Prefill in chunks of 8 (a tiered store takes few tokens per step).
     const p = prompts[s];
-    const l = await e.stepLogits(
-      p.map((id, pos) => ({ slot: s, pos, id })),
-      [p.length - 1],
-      false,
-    );
+    let l: Float32Array = new Float32Array(0);
+    for (let a = 0; a < p.length; a += 8) {
+      const chunk = p.slice(a, a + 8);
+      l = await e.stepLogits(
+        chunk.map((id, i) => ({ slot: s, pos: a + i, id })),
+        [chunk.length - 1],
+        false,
+      );
+    }
     last.push(argmax(l));
     kv.lengths[s] = p.length;
   }
@@ -318,7 +323,7 @@ for (const arch of ["qwen2", "qwen3", "gemma3", "phi3"]) {
       const gpu = (await testGpu())!;
       const STEPS = 150;
       const ref = reference(arch);
-      const prompts = [ref.prompts[0].ids, ref.prompts[2].ids];
+      const prompts = [ref.prompts[0].ids, ref.prompts[1].ids];
       const all = await loadModel(path(`${arch}/hf`), { gpu, maxBatch: 2 });
       const c = all.config;
       const want = await decodeLogits(all, prompts, STEPS);
