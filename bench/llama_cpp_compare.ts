@@ -10,7 +10,8 @@
  *     deno run -A bench/llama_cpp_compare.ts [MODEL.gguf] [--tokens N]
  *       [--threads T] [--prompt TEXT] [--backends cpu,vulkan]
  *
- * MODEL defaults to the embedded Austen q8_0 model. Each side warms up
+ * MODEL defaults to the embedded Austen q8_0 model; the quantized fixture
+ * is `tests/fixtures/models/llama3q/llama3q-q4_k_m.gguf`. Each side warms up
  * first (pipelines compiled). Batched decoding (several sequences in one
  * llama.cpp context) is in the throughput suite: `deno task
  * bench:throughput --llama-cpp vulkan,cpu`.
@@ -18,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { loadModel } from "../src/api/model.ts";
 import { defaultModelPath } from "../src/api/default_model.ts";
+import { openModelFile } from "../src/formats/model_file.ts";
 import {
   type LlamaCppBackend,
   type LlamaCppRun,
@@ -40,8 +42,11 @@ const threads = Number(values.threads ?? navigator.hardwareConcurrency);
 const promptText = values.prompt ?? "It is a truth universally acknowledged";
 const backends = values.backends!.split(",") as LlamaCppBackend[];
 
-// alisa (WebGPU).
-const model = await loadModel(path, { contextLength: 512 });
+// alisa (WebGPU), at 512 positions or the model's own context if shorter.
+const file = await openModelFile(path);
+const contextLength = Math.min(512, file.config.contextLength);
+file.close();
+const model = await loadModel(path, { contextLength });
 const promptIds = model.tokenizer.encode(promptText);
 const warm = model.generate(promptIds, { maxTokens: 4, stopAtEos: false });
 for await (const _ of warm) { /* warm-up: compiles the pipelines */ }

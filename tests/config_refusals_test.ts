@@ -7,8 +7,10 @@
  */
 import { assertEquals, assertThrows } from "@std/assert";
 import {
+  checkTensors,
   configFromGguf,
   configFromHf,
+  expectedTensors,
   hfRope,
   ropeFreqDivisors,
 } from "../src/formats/config.ts";
@@ -259,4 +261,28 @@ Deno.test("llama3 RoPE divisors: high frequencies kept, low divided by the facto
     2,
     2,
   ]);
+});
+
+Deno.test("a tensor the forward pass would not use is refused at load, naming it (a bias, MoE experts, LongRoPE factors)", () => {
+  const c = configFromGguf(gguf(), []);
+  const all = expectedTensors(c);
+  checkTensors(c, all);
+  for (
+    const extra of [
+      "blk.0.attn_output.bias",
+      "blk.1.ffn_gate_exps.weight",
+      "rope_factors_long.weight",
+    ]
+  ) {
+    assertThrows(
+      () => checkTensors(c, [...all, { name: extra, shape: [4] }]),
+      TypeError,
+      `tensor ${extra} is not used`,
+    );
+  }
+  assertThrows(
+    () => checkTensors(c, all.filter((t) => t.name !== "blk.2.ffn_up.weight")),
+    TypeError,
+    "tensor blk.2.ffn_up.weight is missing",
+  );
 });
