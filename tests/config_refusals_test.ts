@@ -232,10 +232,11 @@ Deno.test("GGUF: rope_freqs.weight and linear scaling read, other scaling refuse
     TypeError,
     'architecture "deepseek2"',
   );
-  assertEquals(
-    configFromGguf(gguf({ "llama.attention.sliding_window": 4096 }), [])
-      .layerWindows,
-    [4096, 4096, 4096],
+  // llama.cpp's llama ignores a window key: refused rather than guessed.
+  assertThrows(
+    () => configFromGguf(gguf({ "llama.attention.sliding_window": 4096 }), []),
+    TypeError,
+    "llama.attention.sliding_window",
   );
   configFromGguf(gguf({ "llama.rope.scaling.type": "none" }), []);
 });
@@ -285,4 +286,179 @@ Deno.test("a tensor the forward pass would not use is refused at load, naming it
     TypeError,
     "tensor blk.2.ffn_up.weight is missing",
   );
+});
+
+/** GGUF metadata of another architecture, from the llama test set. */
+function ggufAs(arch: string, extra: Record<string, GgufValue> = {}) {
+  const m = new Map<string, GgufValue>();
+  for (const [k, v] of gguf()) m.set(k.replace(/^llama\./, `${arch}.`), v);
+  m.set("general.architecture", arch);
+  for (const [k, v] of Object.entries(extra)) m.set(k, v);
+  return m;
+}
+
+Deno.test("GGUF windows, caps and scales as llama.cpp runs them: Gemma 2 defaults and pattern, Gemma 3 pattern and local base, Phi-3's window off, the 27B scale rule", () => {
+  // Gemma 2 without its keys: llama.cpp's defaults (window 4096, caps 50/30).
+  const g2 = configFromGguf(ggufAs("gemma2"), []);
+  assertEquals(g2.layerWindows, [4096, 0, 4096]);
+  assertEquals([g2.attnSoftcap, g2.finalSoftcap], [50, 30]);
+  assertEquals(g2.attnScale, 1 / Math.sqrt(16));
+  assertEquals(g2.ropeThetaLocal, null);
+  const g2k = configFromGguf(
+    ggufAs("gemma2", {
+      "gemma2.attention.sliding_window": 8,
+      "gemma2.attn_logit_softcapping": 2,
+      "gemma2.final_logit_softcapping": 3,
+    }),
+    [],
+  );
+  assertEquals(g2k.layerWindows, [8, 0, 8]);
+  assertEquals([g2k.attnSoftcap, g2k.finalSoftcap], [2, 3]);
+  assertThrows(
+    () =>
+      configFromGguf(ggufAs("gemma2", { "gemma2.rope.freq_base_swa": 10 }), []),
+    TypeError,
+    "gemma2.rope.freq_base_swa",
+  );
+  // The 27B models (46 / 62 layers) scale by dim / heads, as llama.cpp does.
+  assertEquals(
+    configFromGguf(ggufAs("gemma2", { "gemma2.block_count": 46 }), [])
+      .attnScale,
+    1 / Math.sqrt(96 / 6),
+  );
+  const g3 = configFromGguf(
+    ggufAs("gemma3", {
+      "gemma3.block_count": 7,
+      "gemma3.attention.sliding_window": 512,
+    }),
+    [],
+  );
+  assertEquals(g3.layerWindows, [512, 512, 512, 512, 512, 0, 512]);
+  assertEquals(g3.ropeThetaLocal, 10000);
+  assertEquals(g3.ropeTheta, 500000);
+  assertEquals(
+    configFromGguf(
+      ggufAs("gemma3", {
+        "gemma3.block_count": 62,
+        "gemma3.attention.sliding_window": 512,
+      }),
+      [],
+    ).attnScale,
+    1 / Math.sqrt(96 / 6),
+  );
+  // Phi-3: llama.cpp's converter writes a window, llama.cpp disables it.
+  assertEquals(
+    configFromGguf(
+      ggufAs("phi3", { "phi3.attention.sliding_window": 2047 }),
+      [],
+    )
+      .layerWindows,
+    [0, 0, 0],
+  );
+});
+
+Deno.test("HF config: Gemma's transformers defaults for missing keys, its own query scale, Qwen's window off unless use_sliding_window, bidirectional attention refused", () => {
+  const gemma2 = {
+    ...HF,
+    model_type: "gemma2",
+    hidden_act: undefined,
+    hidden_activation: "gelu_pytorch_tanh",
+    head_dim: 32,
+  };
+  const d = configFromHf(gemma2, [], "rotate_half");
+  assertEquals([d.attnSoftcap, d.finalSoftcap], [50, 30]);
+  assertEquals(d.attnScale, 1 / 16);
+  assertEquals(d.layerWindows, [4096, 0, 4096]);
+  const e = configFromHf(
+    {
+      ...gemma2,
+      attn_logit_softcapping: null,
+      final_logit_softcapping: null,
+      query_pre_attn_scalar: 144,
+      sliding_window: 64,
+    },
+    [],
+    "rotate_half",
+  );
+  assertEquals([e.attnSoftcap, e.finalSoftcap], [0, 0]);
+  assertEquals(e.attnScale, 1 / 12);
+  assertEquals(e.layerWindows, [64, 0, 64]);
+  const { rope_theta: _, ...noTheta } = HF;
+  assertEquals(
+    configFromHf(
+      {
+        ...noTheta,
+        model_type: "gemma3_text",
+        hidden_act: undefined,
+        hidden_activation: "gelu_pytorch_tanh",
+      },
+      [],
+      "rotate_half",
+    ).ropeTheta,
+    1e6,
+  );
+  assertThrows(
+    () =>
+      configFromHf(
+        {
+          ...gemma2,
+          model_type: "gemma3_text",
+          use_bidirectional_attention: true,
+        },
+        [],
+        "rotate_half",
+      ),
+    TypeError,
+    "use_bidirectional_attention",
+  );
+  // Qwen: sliding_window set but use_sliding_window absent (false).
+  assertEquals(
+    configFromHf(
+      { ...HF, model_type: "qwen2", sliding_window: 64 },
+      [],
+      "rotate_half",
+    ).layerWindows,
+    [0, 0, 0],
+  );
+});
+
+Deno.test("HF config: each fixture's transformers-5 config.json and its transformers-4 form (rope_theta / rope_scaling / rope_local_base_freq / sliding_window_pattern, no layer_types) give the same config", () => {
+  const dir = new URL("./fixtures/models/", import.meta.url);
+  for (const arch of ["llama3", "gemma2", "gemma3", "phi3", "mistral"]) {
+    let v5: Record<string, unknown>;
+    try {
+      v5 = JSON.parse(
+        Deno.readTextFileSync(new URL(`${arch}/hf/config.json`, dir)),
+      );
+    } catch {
+      console.log(`skipped ${arch}: fixture absent`);
+      continue;
+    }
+    const v4: Record<string, unknown> = { ...v5 };
+    delete v4.rope_parameters;
+    delete v4.layer_types;
+    const rp = v5.rope_parameters as Record<string, Record<string, unknown>>;
+    if (arch === "gemma3") {
+      v4.rope_theta = rp.full_attention.rope_theta;
+      v4.rope_local_base_freq = rp.sliding_attention.rope_theta;
+      const types = v5.layer_types as string[];
+      v4.sliding_window_pattern = types.indexOf("full_attention") + 1;
+    } else {
+      const { rope_theta, partial_rotary_factor, ...scaling } = rp as Record<
+        string,
+        unknown
+      >;
+      v4.rope_theta = rope_theta;
+      if (partial_rotary_factor !== undefined) {
+        v4.partial_rotary_factor = partial_rotary_factor;
+      }
+      if (scaling.rope_type !== "default") v4.rope_scaling = scaling;
+    }
+    const tensors = [{ name: "output.weight", shape: [1] }];
+    assertEquals(
+      configFromHf(v4, tensors, "rotate_half"),
+      configFromHf(v5, tensors, "rotate_half"),
+      arch,
+    );
+  }
 });

@@ -352,12 +352,27 @@ export function configFromGguf(
       } = ${factor} without a scaling type is not supported`,
     );
   }
-  const window = num("attention.sliding_window", 0);
-  if (window && !(Number.isInteger(window))) {
+  // Sliding windows as llama.cpp runs them: Gemma 2 and 3 use the key
+  // (Gemma 2 with its defaults when absent: window 4096, caps 50 and 30);
+  // llama.cpp disables Phi-3's (its converter writes one for every Phi-3),
+  // so it is ignored here too; llama.cpp's llama and qwen ignore the key
+  // entirely, so a file that has one is refused rather than guessed at.
+  const isGemma = arch === "gemma2" || arch === "gemma3";
+  const gemma2 = arch === "gemma2";
+  let window = num("attention.sliding_window", gemma2 ? 4096 : 0);
+  if (window && !Number.isInteger(window)) {
     throw new TypeError(
       `metadata ${
         key("attention.sliding_window")
       } = ${window} is not an integer`,
+    );
+  }
+  if (arch === "phi3") window = 0;
+  else if (window && !isGemma) {
+    throw new TypeError(
+      `metadata ${
+        key("attention.sliding_window")
+      } = ${window}: llama.cpp does not apply a sliding window to ${arch}, so this file's meaning is unclear; not supported`,
     );
   }
   const pattern = md.get(key("attention.sliding_window_pattern"));
@@ -376,16 +391,24 @@ export function configFromGguf(
       key("rope.freq_base"),
     ),
   );
-  // Gemma 3's local layers: llama.cpp uses a fixed 10000 unless the file says.
+  // Gemma 3's local layers: llama.cpp uses a fixed 10000 unless the file
+  // says. Elsewhere a local base of its own is refused unless it is the
+  // global one.
+  const swaBase = md.get(key("rope.freq_base_swa"));
   const ropeThetaLocal = arch === "gemma3"
-    ? shortestF32(
-      positiveNumber(
-        md.get(key("rope.freq_base_swa")) ?? 10000,
-        key("rope.freq_base_swa"),
-      ),
-    )
+    ? shortestF32(positiveNumber(swaBase ?? 10000, key("rope.freq_base_swa")))
     : null;
-  const isGemma = arch === "gemma2" || arch === "gemma3";
+  if (
+    arch !== "gemma3" && swaBase !== undefined &&
+    shortestF32(positiveNumber(swaBase, key("rope.freq_base_swa"))) !==
+      ropeTheta
+  ) {
+    throw new TypeError(
+      `metadata ${
+        key("rope.freq_base_swa")
+      } = ${swaBase} (a RoPE base of its own for the sliding layers) is not supported for ${arch}`,
+    );
+  }
   return checkConfig({
     arch,
     dim,
@@ -417,8 +440,8 @@ export function configFromGguf(
     attnScale: isGemma
       ? gemmaGgufScale(arch, nLayers, dim, nHeads, headDim)
       : 1 / Math.sqrt(headDim),
-    attnSoftcap: num("attn_logit_softcapping", 0),
-    finalSoftcap: num("final_logit_softcapping", 0),
+    attnSoftcap: num("attn_logit_softcapping", gemma2 ? 50 : 0),
+    finalSoftcap: num("final_logit_softcapping", gemma2 ? 30 : 0),
     layerWindows,
   });
 }
@@ -449,7 +472,8 @@ export function configFromHf(
   );
   const headDim = positiveInt(opt("head_dim") ?? dim / nHeads, "head_dim");
   const names = new Set(tensors.map((t) => t.name));
-  const rope = hfRope(json);
+  // Gemma 3's global base defaults to 1e6 in transformers.
+  const rope = hfRope(json, arch === "gemma3" ? 1e6 : 10000);
   // Settings this engine does not implement: refused, never defaulted.
   for (const k of ["hidden_act", "hidden_activation"]) {
     const act = json[k];
@@ -483,13 +507,28 @@ export function configFromHf(
     need("max_position_embeddings"),
     "max_position_embeddings",
   );
+  // transformers' defaults where a Gemma config leaves a key out.
+  const isGemma = arch === "gemma2" || arch === "gemma3";
+  const gemmaDefault = (k: string, v: number) =>
+    isGemma && json[k] === undefined ? v : opt(k);
+  if (json.use_bidirectional_attention === true) {
+    throw new TypeError(
+      "config.json use_bidirectional_attention true (an embedding model's non-causal attention) is not supported",
+    );
+  }
   // The sliding window: per layer from layer_types, else the arch's
-  // pattern; a window at least the context long changes nothing.
-  const sw = opt("sliding_window");
+  // pattern. Qwen's applies only with use_sliding_window true (its
+  // default is false). A window at least the context long changes
+  // nothing, except that Gemma tells its local layers (own RoPE base) by it.
+  const sw = gemmaDefault("sliding_window", 4096);
+  const qwen = arch === "qwen2" || arch === "qwen3";
+  const swOn = qwen
+    ? json.use_sliding_window === true
+    : json.use_sliding_window !== false;
   let window = 0;
-  if (sw !== undefined && json.use_sliding_window !== false) {
+  if (sw !== undefined && swOn) {
     window = positiveInt(sw, "sliding_window");
-    if (window >= maxPos) window = 0;
+    if (window >= maxPos && !isGemma) window = 0;
   }
   const types = json.layer_types;
   if (types !== undefined && types !== null) {
@@ -522,10 +561,11 @@ export function configFromHf(
       "config.json use_sliding_window true without layer_types is not supported",
     );
   }
-  const isGemma = arch === "gemma2" || arch === "gemma3";
-  const scalar = opt("query_pre_attn_scalar");
-  const num0 = (k: string) => {
-    const v = opt(k);
+  const scalar = gemmaDefault("query_pre_attn_scalar", 256);
+  const num0 = (k: string, gemma2Default: number) => {
+    const v = arch === "gemma2" && json[k] === undefined
+      ? gemma2Default
+      : opt(k);
     if (v === undefined) return 0;
     return positiveNumber(v, k);
   };
@@ -554,8 +594,8 @@ export function configFromHf(
     attnScale: isGemma && scalar !== undefined
       ? 1 / Math.sqrt(positiveNumber(scalar, "query_pre_attn_scalar"))
       : 1 / Math.sqrt(headDim),
-    attnSoftcap: isGemma ? num0("attn_logit_softcapping") : 0,
-    finalSoftcap: isGemma ? num0("final_logit_softcapping") : 0,
+    attnSoftcap: isGemma ? num0("attn_logit_softcapping", 50) : 0,
+    finalSoftcap: isGemma ? num0("final_logit_softcapping", 30) : 0,
     layerWindows,
   });
 }
@@ -669,7 +709,11 @@ function ropeSet(
  * and llama3, unknown parameters, and two different values for one setting
  * are refused rather than read as the default.
  */
-export function hfRope(json: Record<string, unknown>): HfRope {
+export function hfRope(
+  json: Record<string, unknown>,
+  /** The base when none is given (transformers' default for the model). */
+  defaultTheta = 10000,
+): HfRope {
   const obj = (v: unknown, where: string) => {
     if (typeof v !== "object" || Array.isArray(v) || v === null) {
       throw new TypeError(`config.json ${where} is not an object`);
@@ -739,7 +783,7 @@ export function hfRope(json: Record<string, unknown>): HfRope {
     full.partial,
     "partial_rotary_factor and rope_parameters.partial_rotary_factor",
   );
-  const thetaFull = positiveNumber(theta ?? 10000, "rope_theta");
+  const thetaFull = positiveNumber(theta ?? defaultTheta, "rope_theta");
   const thetaLocal = agree(
     json.rope_local_base_freq ?? undefined,
     local?.theta,

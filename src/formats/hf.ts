@@ -18,6 +18,7 @@
  * @module
  */
 import {
+  ARCH_TRAITS,
   configFromHf,
   type ModelConfig,
   type TokenizerInfo,
@@ -176,7 +177,6 @@ export class HfModelDir {
       const tensors: HfTensor[] = [];
       const seen = new Set<string>();
       const modelType = String(configJson.model_type);
-      const plusOne = modelType.startsWith("gemma");
       for (const file of files) {
         for (const t of file.tensors) {
           const name = ggufName(t.name, modelType);
@@ -191,7 +191,7 @@ export class HfModelDir {
             hfName: t.name,
             file,
             rowOrder: null,
-            plusOne: plusOne && name.endsWith("norm.weight"),
+            plusOne: false,
           });
         }
       }
@@ -202,6 +202,9 @@ export class HfModelDir {
         tensors,
         permute ? "interleaved" : "rotate_half",
       );
+      if (ARCH_TRAITS[config.arch].hfNormPlusOne) {
+        for (const t of tensors) t.plusOne = t.name.endsWith("norm.weight");
+      }
       if (permute) {
         const q = rotateHalfToInterleavedRows(config.nHeads, config.headDim);
         const k = rotateHalfToInterleavedRows(config.nKvHeads, config.headDim);
