@@ -20,14 +20,13 @@
  */
 import { defaultModelPath } from "../src/api/default_model.ts";
 import { openModelFile } from "../src/formats/model_file.ts";
-import type { GgufValue } from "../src/formats/gguf.ts";
 import { quantizeQ8_0 } from "../src/kv/int8.ts";
 import {
   buildGguf,
   GGML,
   type GgufKv,
-  type GgufMetaValue,
   GT,
+  kvFromParsed,
   tensorBytes,
 } from "../tests/_gguf_writer.ts";
 import { rng } from "../tests/_gpu.ts";
@@ -78,36 +77,6 @@ export function kvBytesPerToken(s: PresetShape): number {
   return s.nLayers * 2 * s.nKvHeads * (s.dim / s.nHeads) * 2;
 }
 
-function metaKv(key: string, type: string, v: GgufValue): GgufKv {
-  const scalar: Record<string, number> = {
-    u8: GT.U8,
-    i8: GT.I8,
-    u16: GT.U16,
-    i16: GT.I16,
-    u32: GT.U32,
-    i32: GT.I32,
-    f32: GT.F32,
-    bool: GT.BOOL,
-    string: GT.STRING,
-    u64: GT.U64,
-    i64: GT.I64,
-    f64: GT.F64,
-  };
-  const m = /^array<(.+)>$/.exec(type);
-  if (m) {
-    const elemType = scalar[m[1]];
-    return {
-      key,
-      type: GT.ARRAY,
-      value: {
-        elemType,
-        items: Array.from(v as ArrayLike<GgufMetaValue>),
-      } as GgufMetaValue,
-    };
-  }
-  return { key, type: scalar[type], value: v as GgufMetaValue };
-}
-
 /**
  * The GGUF file of preset `name` (written once into `dir`, default the
  * system's temp directory): its path. `austen`: the embedded model.
@@ -133,7 +102,7 @@ export async function presetModel(name: string, dir?: string): Promise<string> {
   const kvs: GgufKv[] = [];
   for (const [k, v] of g.metadata) {
     if (k.startsWith("tokenizer.")) {
-      kvs.push(metaKv(k, g.metadataTypes.get(k)!, v));
+      kvs.push(kvFromParsed(k, g.metadataTypes.get(k)!, v));
     }
   }
   src.close();

@@ -499,3 +499,43 @@ export function ggufBoundaries(bytes: Uint8Array): {
   const dataOffset = Math.ceil(p / alignment) * alignment;
   return { marks, tensorInfoStart, headerEnd, dataOffset };
 }
+
+const SCALAR_TYPES: Record<string, number> = {
+  u8: GT.U8,
+  i8: GT.I8,
+  u16: GT.U16,
+  i16: GT.I16,
+  u32: GT.U32,
+  i32: GT.I32,
+  f32: GT.F32,
+  bool: GT.BOOL,
+  string: GT.STRING,
+  u64: GT.U64,
+  i64: GT.I64,
+  f64: GT.F64,
+};
+
+/**
+ * A metadata entry as the GGUF parser gives it (`type`: its
+ * `metadataTypes` name, e.g. `u32` or `array<string>`) back as the writer
+ * takes it: scalars and flat arrays, for re-writing a parsed file.
+ */
+export function kvFromParsed(
+  key: string,
+  type: string,
+  v: unknown,
+): GgufKv {
+  const m = /^array<(\w+)>$/.exec(type);
+  if (m && m[1] in SCALAR_TYPES) {
+    return {
+      key,
+      type: GT.ARRAY,
+      value: {
+        elemType: SCALAR_TYPES[m[1]],
+        items: Array.from(v as ArrayLike<GgufScalar>),
+      } as GgufMetaValue,
+    };
+  }
+  if (!(type in SCALAR_TYPES)) throw new TypeError(`metadata ${key}: ${type}`);
+  return { key, type: SCALAR_TYPES[type], value: v as GgufMetaValue };
+}

@@ -7,11 +7,11 @@
  * @module
  */
 import { dequantize } from "../src/formats/dequantize.ts";
-import { GgufFile, type GgufValue } from "../src/formats/gguf.ts";
+import { GgufFile } from "../src/formats/gguf.ts";
 import { ggmlType } from "../src/formats/tensor.ts";
 import { GPU_WEIGHT_TYPES } from "../src/gpu/weights.ts";
 import { f16ToF32, rng } from "./_shared.ts";
-import { buildGguf, GGML, type GgufKv, GT } from "./_gguf_writer.ts";
+import { buildGguf, GGML, kvFromParsed } from "./_gguf_writer.ts";
 
 /** The stored types the GPU keeps as raw blocks, besides Q8_0. */
 export const BLOCK_TYPES = [
@@ -78,38 +78,6 @@ export function randomBlocks(
   return raw;
 }
 
-const ARRAY_TYPES: Record<string, number> = {
-  u8: GT.U8,
-  i8: GT.I8,
-  u16: GT.U16,
-  i16: GT.I16,
-  u32: GT.U32,
-  i32: GT.I32,
-  f32: GT.F32,
-  bool: GT.BOOL,
-  string: GT.STRING,
-  u64: GT.U64,
-  i64: GT.I64,
-  f64: GT.F64,
-};
-
-/** A parsed metadata entry back as the writer takes it (scalars and flat arrays). */
-function kvOf(key: string, type: string, v: GgufValue): GgufKv {
-  const m = /^array<(\w+)>$/.exec(type);
-  if (m) {
-    return {
-      key,
-      type: GT.ARRAY,
-      value: {
-        elemType: ARRAY_TYPES[m[1]],
-        items: Array.from(v as ArrayLike<number | string | bigint>),
-      },
-    };
-  }
-  if (!(type in ARRAY_TYPES)) throw new TypeError(`metadata ${key}: ${type}`);
-  return { key, type: ARRAY_TYPES[type], value: v as number | string };
-}
-
 /** A GGUF copy of a model and its F32 twin. */
 export interface RequantizedModel {
   /** Matrices as `typeOf` says, random valid blocks. */
@@ -138,7 +106,7 @@ export async function requantizedGguf(
   const g = await GgufFile.open(path);
   try {
     const kvs = [...g.metadata].map(([k, v]) =>
-      kvOf(k, g.metadataTypes.get(k)!, v)
+      kvFromParsed(k, g.metadataTypes.get(k)!, v)
     );
     const nLayers = Number(
       g.metadata.get(`${g.metadata.get("general.architecture")}.block_count`),

@@ -8,11 +8,13 @@
  *   one of llama3: the others are its upcast copies, not committed) equal
  *   `transformers` fp32 logits (NMSE per prompt; the issue asks <= 1e-5
  *   f32 and <= 1e-4 f16, bounds here are ~3x what llvmpipe measures);
- * - the quantized GGUFs' logits equal `transformers` fp32 logits computed
- *   on the dequantized weights (the fixture's `logits-<type>.bin`);
+ * - the quantized GGUFs (llama3q's K-quants and Q4_0, and a Q4_0 copy of
+ *   every other architecture but Mistral) give `transformers` fp32 logits
+ *   computed on their dequantized weights (the fixture's `logits-<type>.bin`);
  * - greedy generation from each GGUF equals llama.cpp's (node-llama-cpp
  *   3.21.1) token for token for 32 tokens, or leaves it only at or after
- *   the first near-tie the fixture's margin check found.
+ *   the first near-tie the fixture's margin check found, or where llama.cpp
+ *   itself leaves the fp32 reference (Q4_0: it rounds activations to 8 bits).
  *
  * Mistral's GGUF is the exception the converter makes: it drops the
  * sliding window (llama.cpp runs Mistral with full attention), so its GGUF
@@ -47,7 +49,13 @@ interface Reference {
   greedy?:
     | Record<
       string,
-      { prompt_ids: number[]; ids: number[]; stable_tokens: number }
+      {
+        prompt_ids: number[];
+        ids: number[];
+        stable_tokens: number;
+        /** Where llama.cpp's own path leaves the fp32 reference's argmax, or null. */
+        reference_first_disagreement?: number | null;
+      }
     >
     | null;
   checks?: Record<string, Record<string, unknown>>;
@@ -155,24 +163,29 @@ Deno.test({
   },
 });
 
-const QUANTS = ["q6_k", "q5_k_m", "q4_k_m", "q4_0"];
-Deno.test({
-  name: `llama3q: logits of the ${
-    QUANTS.join(", ")
-  } GGUFs equal transformers fp32 on their dequantized weights`,
-  ignore: !HAS_GPU || !exists("llama3q/reference.json"),
-  async fn() {
-    for (const q of QUANTS) {
-      if (!exists(`llama3q/llama3q-${q}.gguf`)) continue;
-      await checkLogits(
-        "llama3q",
-        `llama3q-${q}.gguf`,
-        1e-6,
-        `logits-${q}.bin`,
-      );
-    }
-  },
-});
+/** [model, quantized copies]: llama3q's K-quants, a Q4_0 of the others. */
+const QUANT_CASES: [string, string[]][] = [
+  ["llama3q", ["q6_k", "q5_k_m", "q4_k_m", "q4_0"]],
+  ...["llama", "llama3", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"].map((
+    a,
+  ): [string, string[]] => [a, ["q4_0"]]),
+];
+for (const [arch, quants] of QUANT_CASES) {
+  const present = quants.filter((q) =>
+    exists(`${arch}/${arch}-${q}.gguf`) && exists(`${arch}/logits-${q}.bin`)
+  );
+  Deno.test({
+    name: `${arch}: logits of its ${
+      present.join(", ")
+    } GGUFs equal transformers fp32 on their dequantized weights`,
+    ignore: !HAS_GPU || present.length === 0,
+    async fn() {
+      for (const q of present) {
+        await checkLogits(arch, `${arch}-${q}.gguf`, 1e-6, `logits-${q}.bin`);
+      }
+    },
+  });
+}
 
 Deno.test({
   name:
@@ -237,16 +250,24 @@ for (const arch of GREEDY_ARCHS) {
           const { ids } = await gen.result;
           assertEquals(ids.length, g.ids.length);
           const first = ids.findIndex((id, i) => id !== g.ids[i]);
+          // A correct engine may leave llama.cpp's path at the first near-tie
+          // of the fp32 reference, or where llama.cpp itself leaves that
+          // reference (it rounds activations to 8 bits against quantized
+          // weights), whichever comes first.
+          const free = Math.min(
+            g.stable_tokens,
+            g.reference_first_disagreement ?? g.ids.length,
+          );
           report.push(
             `${f}: ${
               first === -1 ? "identical" : `leaves at ${first}`
-            } (near-tie from ${g.stable_tokens})`,
+            } (allowed from ${free})`,
           );
           if (first !== -1) {
             assertGreaterOrEqual(
               first,
-              g.stable_tokens,
-              `${arch}/${f}: diverged from llama.cpp at token ${first}, before the first near-tie (${g.stable_tokens})`,
+              free,
+              `${arch}/${f}: diverged from llama.cpp at token ${first}, before the first near-tie (${g.stable_tokens}) or llama.cpp's own departure from the fp32 reference (${g.reference_first_disagreement})`,
             );
           }
         } finally {
