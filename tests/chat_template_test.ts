@@ -17,7 +17,8 @@ import {
   endOfTurnIds,
   modelChatTemplate,
 } from "../src/api/chat_template.ts";
-import type { ModelFile } from "../src/formats/model_file.ts";
+import { type ModelFile, openModelFile } from "../src/formats/model_file.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { loadModel } from "../src/api/model.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
 import { hasShared, sharedPath } from "./_shared.ts";
@@ -176,4 +177,27 @@ Deno.test({
       await Deno.remove(tmp, { recursive: true });
     }
   },
+});
+
+Deno.test("end-of-turn ids include every config.json eos_token_id (Llama 3 Instruct lists three)", async () => {
+  const src = new URL("./fixtures/models/llama/hf/", import.meta.url);
+  const dir = await Deno.makeTempDir();
+  try {
+    for await (const e of Deno.readDir(src)) {
+      await Deno.copyFile(new URL(e.name, src), `${dir}/${e.name}`);
+    }
+    const cfg = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    cfg.eos_token_id = [2, 7, 99999];
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(cfg));
+    const file = await openModelFile(dir);
+    try {
+      const tok = await Tokenizer.fromModelFile(file);
+      // 99999 is outside the vocabulary: ignored.
+      assertEquals(endOfTurnIds(file, tok).sort((a, b) => a - b), [2, 7]);
+    } finally {
+      file.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -260,12 +260,17 @@ export async function modelChatTemplate(
 
 /**
  * Token ids that end an assistant turn: EOS, GGUF's
- * `tokenizer.ggml.eot_token_id` / `eom_token_id`, and the common
- * end-of-turn control tokens the vocabulary has.
+ * `tokenizer.ggml.eot_token_id` / `eom_token_id`, a `config.json`'s
+ * `eos_token_id` (one id or a list: Llama 3 Instruct lists three), and the
+ * common end-of-turn control tokens the vocabulary has.
  */
 export function endOfTurnIds(file: ModelFile, tokenizer: Tokenizer): number[] {
   const ids = new Set<number>();
   if (tokenizer.eos !== null) ids.add(tokenizer.eos);
+  const eos = file.hf?.configJson.eos_token_id;
+  for (const v of Array.isArray(eos) ? eos : [eos]) {
+    if (Number.isInteger(v) && v >= 0 && v < tokenizer.vocabSize) ids.add(v);
+  }
   for (
     const key of ["tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"]
   ) {
