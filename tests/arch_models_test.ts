@@ -379,3 +379,39 @@ for (const arch of ["qwen2", "qwen3", "gemma3", "phi3"]) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "a GGUF whose rope_freqs.weight holds a zero or NaN is refused at load, naming the tensor, before any weight is uploaded",
+  ignore: !HAS_GPU || !exists("llama3/llama3-f16.gguf"),
+  async fn() {
+    const src = path("llama3/llama3-f16.gguf");
+    const f = await openModelFile(src);
+    const t = f.tensors.find((t) => t.name === "rope_freqs.weight")!;
+    f.close();
+    const bytes = await Deno.readFile(src);
+    const tmp = await Deno.makeTempFile({ suffix: ".gguf" });
+    try {
+      for (const bad of [0, NaN, -1]) {
+        const copy = bytes.slice();
+        new DataView(copy.buffer).setFloat32(t.fileOffset + 4 * 3, bad, true);
+        await Deno.writeFile(tmp, copy);
+        let uploaded = 0;
+        const err = await loadModel(tmp, {
+          gpu: (await testGpu())!,
+          onProgress: () => uploaded++,
+        }).then(() => null, (e) => e);
+        assertEquals(err instanceof RangeError, true, String(err));
+        assertEquals(
+          /rope_freqs\.weight/.test(err.message) &&
+            /divisor 3 /.test(err.message),
+          true,
+          err.message,
+        );
+        assertEquals(uploaded, 0);
+      }
+    } finally {
+      await Deno.remove(tmp);
+    }
+  },
+});

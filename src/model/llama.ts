@@ -270,6 +270,24 @@ export class LlamaModel {
         `A batch of ${maxBatch} needs ${maxBatch} logit rows; this GPU binds at most ${maxOut}`,
       );
     }
+    // RoPE frequency divisors (a file's rope_freqs.weight is checked here,
+    // before anything is allocated: a zero or NaN would silently give NaN
+    // angles).
+    const divisors = c.ropeFreqsTensor
+      ? await file.read("rope_freqs.weight", "f32") as Float32Array
+      : ropeFreqDivisors(c.ropeScaling, c.ropeDim, c.ropeTheta);
+    const bad = Array.from(divisors).findIndex((d) =>
+      !(Number.isFinite(d) && d > 0)
+    );
+    if (bad >= 0) {
+      throw new RangeError(
+        `Cannot load model ${file.name}: RoPE frequency divisor ${bad} is ${
+          divisors[bad]
+        }${
+          c.ropeFreqsTensor ? " (tensor rope_freqs.weight)" : ""
+        }; each must be a finite number > 0`,
+      );
+    }
     const set = new BufferSet(gpu, "model");
     try {
       const qDim = c.nHeads * c.headDim;
@@ -289,9 +307,6 @@ export class LlamaModel {
       const rs = set.child("run");
       const f = (name: string, elems: number) => rs.buffer(name, elems * 4);
       const T = maxStepTokens;
-      const divisors = c.ropeFreqsTensor
-        ? await file.read("rope_freqs.weight", "f32") as Float32Array
-        : ropeFreqDivisors(c.ropeScaling, c.ropeDim, c.ropeTheta);
       const table = ropeTable(ctx, c.ropeDim, c.ropeTheta, divisors);
       const localTable = c.ropeThetaLocal === null
         ? null
