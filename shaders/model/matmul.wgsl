@@ -4,7 +4,9 @@
 //
 // Each workgroup computes ROWS_PER_WG = WG / TPR rows for up to TT tokens:
 // TPR threads share a row, each summing a strided slice of k, then reduce.
-// The weight is read once per TT tokens.
+// The weight is read once per TT tokens. With W32 = 1 (types whose
+// w_get32 decodes a block's scales once for 32 elements: Q4_0, Q4_K,
+// Q5_K, Q6_K; cols a multiple of 32) each lane reads 32 weights at a time.
 
 struct Params {
   rows: u32,        // output rows in this weight part (elements)
@@ -21,6 +23,7 @@ struct Params {
 override WG: u32 = 64;  // threads per workgroup
 override TPR: u32 = 16; // threads per row (a power of two dividing WG)
 override TT: u32 = 4;   // tokens per workgroup (<= 8)
+override W32: u32 = 0;  // 1: 32 weights per read through w_get32 (cols % 32 == 0)
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> step: Step;
@@ -43,7 +46,18 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let t = min(t0 + tt, n_tok - 1u);
       xrow[tt] = select(t, out_rows[t], p.gather == 1u) * p.x_stride;
     }
-    if (p.cols % 4u == 0u) {
+    if (W32 == 1u) {
+      for (var k = lane * 32u; k < p.cols; k += TPR * 32u) {
+        let wv = w_get32(row, k, p.cols);
+        for (var j = 0u; j < 8u; j++) {
+          let kj = k + 4u * j;
+          for (var tt = 0u; tt < TT; tt++) {
+            let xi = xrow[tt] + kj;
+            acc[tt] += dot(wv[j], vec4f(x[xi], x[xi + 1u], x[xi + 2u], x[xi + 3u]));
+          }
+        }
+      }
+    } else if (p.cols % 4u == 0u) {
       // Four weights per step: one u32 of Q8_0 quants, two of f16 pairs.
       for (var k = lane * 4u; k < p.cols; k += TPR * 4u) {
         let wv = w_get4(row, k, p.cols);

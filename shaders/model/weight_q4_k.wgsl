@@ -24,3 +24,21 @@ fn w_get4(r: u32, k: u32, cols: u32) -> vec4f {
 fn w_get(r: u32, k: u32, cols: u32) -> f32 {
   return w_get4(r, k & ~3u, cols)[k & 3u];
 }
+
+// Elements k .. k+31 of row r (k a multiple of 32): one sub-block, its
+// scale and min found once, eight words of nibbles. Equal to eight w_get4.
+fn w_get32(r: u32, k: u32, cols: u32) -> array<vec4f, 8> {
+  let i = (r * (cols >> 8u) + (k >> 8u)) * 36u;
+  let sb = (k & 255u) >> 5u;
+  let dm = unpack2x16float(w[i]);
+  let sm = wb_scale_min_k4(i + 1u, sb);
+  let scale = dm.x * f32(sm.x);
+  let mn = dm.y * f32(sm.y);
+  let base = i + 4u + ((sb >> 1u) << 3u);
+  let sh = (sb & 1u) << 2u;
+  var o: array<vec4f, 8>;
+  for (var j = 0u; j < 8u; j++) {
+    o[j] = scale * vec4f(wb_bytes4((w[base + j] >> sh) & 0x0f0f0f0fu)) - mn;
+  }
+  return o;
+}

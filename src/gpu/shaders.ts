@@ -97,6 +97,23 @@ export type GpuWeightType =
   | "q5_k"
   | "q6_k";
 
+/** `w_get32` as eight `w_get4`, for types without a block-wise reader. */
+const W32_FALLBACK = `
+fn w_get32(r: u32, k: u32, cols: u32) -> array<vec4f, 8> {
+  var o: array<vec4f, 8>;
+  for (var j = 0u; j < 8u; j++) { o[j] = w_get4(r, k + 4u * j, cols); }
+  return o;
+}
+`;
+
+/** Types whose `w_get32` decodes a block's scales once per 32 weights. */
+export const W32_TYPES: ReadonlySet<GpuWeightType> = new Set([
+  "q4_0",
+  "q4_k",
+  "q5_k",
+  "q6_k",
+]);
+
 /** The weight access of each type; raw ggml blocks share weight_blocks.wgsl. */
 const WEIGHT: Record<GpuWeightType, string> = {
   f32: weightF32,
@@ -224,6 +241,9 @@ export function shaderSource(
   }
   if (weight) {
     parts.push(WEIGHT[weight]);
+    // Types without a block-wise reader get eight w_get4 (matmul's W32
+    // path is off for them, but the function must exist).
+    if (!WEIGHT[weight].includes("fn w_get32(")) parts.push(W32_FALLBACK);
     name += `_${weight}`;
   }
   parts.push(OPS[op]);

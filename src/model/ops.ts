@@ -14,6 +14,7 @@ import {
   u32s,
 } from "../gpu/dispatch.ts";
 import type { GpuWeight } from "../gpu/weights.ts";
+import { W32_TYPES } from "../gpu/shaders.ts";
 import type { Activation } from "../formats/config.ts";
 
 /**
@@ -66,7 +67,9 @@ export function matmulDispatches(
   if (TT < 1 || TT > 8 || WG * TT > 512) {
     throw new RangeError(`tokensPerGroup ${TT}`);
   }
-  const pipeline = pipe(gpu, "matmul", o.weight.type, { WG, TPR, TT });
+  // Block-wise reads where the type decodes its scales once per 32 weights.
+  const W32 = W32_TYPES.has(o.weight.type) && o.weight.cols % 32 === 0 ? 1 : 0;
+  const pipeline = pipe(gpu, "matmul", o.weight.type, { WG, TPR, TT, W32 });
   const rowsPerWg = WG / TPR;
   return o.weight.parts.map((part) => {
     const params = set.uniform(
