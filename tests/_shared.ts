@@ -45,6 +45,21 @@ export const FIXTURES_DIR: string = decodeURIComponent(
   new URL("./fixtures", import.meta.url).pathname,
 );
 
+/** A path under `tests/fixtures/models/` (the tiny converted models). */
+export function modelFixture(rel: string): string {
+  return `${FIXTURES_DIR}/models/${rel}`;
+}
+
+/** Whether `tests/fixtures/models/<rel>` exists (a test skips otherwise). */
+export function hasModelFixture(rel: string): boolean {
+  try {
+    Deno.statSync(modelFixture(rel));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Max |a - b| and NMSE = sum((a-b)^2) / sum(b^2) of two arrays. */
 export function compare(
   a: ArrayLike<number>,

@@ -30,17 +30,10 @@ import { loadModel } from "../src/api/model.ts";
 import { openModelFile } from "../src/formats/model_file.ts";
 import { ropeFreqDivisors } from "../src/formats/config.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
+import { compare, hasModelFixture, modelFixture } from "./_shared.ts";
 
-const ROOT = new URL("./fixtures/models/", import.meta.url);
-const path = (rel: string) => decodeURIComponent(new URL(rel, ROOT).pathname);
-const exists = (rel: string) => {
-  try {
-    Deno.statSync(path(rel));
-    return true;
-  } catch {
-    return false;
-  }
-};
+const path = modelFixture;
+const exists = hasModelFixture;
 
 interface Reference {
   arch: string;
@@ -79,14 +72,7 @@ function refLogits(
   );
 }
 
-function nmse(got: Float32Array, want: Float32Array): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i] - want[i]) ** 2;
-    den += want[i] * want[i];
-  }
-  return num / den;
-}
+const nmse = (got: Float32Array, want: Float32Array) => compare(got, want).nmse;
 
 /** [architecture, files compared with transformers, NMSE bound] */
 const LOGIT_CASES: [string, string[], number][] = [

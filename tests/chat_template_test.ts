@@ -21,7 +21,7 @@ import { type ModelFile, openModelFile } from "../src/formats/model_file.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { loadModel } from "../src/api/model.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
-import { hasShared, sharedPath } from "./_shared.ts";
+import { hasShared, modelFixture, sharedPath } from "./_shared.ts";
 
 const dir = new URL("./fixtures/chat_templates/", import.meta.url);
 const templates: Record<
@@ -180,11 +180,11 @@ Deno.test({
 });
 
 Deno.test("end-of-turn ids include every config.json eos_token_id (Llama 3 Instruct lists three)", async () => {
-  const src = new URL("./fixtures/models/llama/hf/", import.meta.url);
+  const src = modelFixture("llama/hf");
   const dir = await Deno.makeTempDir();
   try {
     for await (const e of Deno.readDir(src)) {
-      await Deno.copyFile(new URL(e.name, src), `${dir}/${e.name}`);
+      await Deno.copyFile(`${src}/${e.name}`, `${dir}/${e.name}`);
     }
     const cfg = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
     cfg.eos_token_id = [2, 7, 99999];

@@ -15,6 +15,7 @@ import {
   ropeFreqDivisors,
 } from "../src/formats/config.ts";
 import type { GgufValue } from "../src/formats/gguf.ts";
+import { hasModelFixture, modelFixture } from "./_shared.ts";
 
 const HF = {
   model_type: "llama",
@@ -423,17 +424,15 @@ Deno.test("HF config: Gemma's transformers defaults for missing keys, its own qu
 });
 
 Deno.test("HF config: each fixture's transformers-5 config.json and its transformers-4 form (rope_theta / rope_scaling / rope_local_base_freq / sliding_window_pattern, no layer_types) give the same config", () => {
-  const dir = new URL("./fixtures/models/", import.meta.url);
   for (const arch of ["llama3", "gemma2", "gemma3", "phi3", "mistral"]) {
-    let v5: Record<string, unknown>;
-    try {
-      v5 = JSON.parse(
-        Deno.readTextFileSync(new URL(`${arch}/hf/config.json`, dir)),
-      );
-    } catch {
+    const rel = `${arch}/hf/config.json`;
+    if (!hasModelFixture(rel)) {
       console.log(`skipped ${arch}: fixture absent`);
       continue;
     }
+    const v5: Record<string, unknown> = JSON.parse(
+      Deno.readTextFileSync(modelFixture(rel)),
+    );
     const v4: Record<string, unknown> = { ...v5 };
     delete v4.rope_parameters;
     delete v4.layer_types;

@@ -11,18 +11,10 @@ import { assert, assertEquals, assertLessOrEqual } from "@std/assert";
 import { loadModel } from "../src/api/model.ts";
 import type { PolicyName } from "../src/sparse/spec.ts";
 import { HAS_GPU, testGpu } from "./_gpu.ts";
+import { hasModelFixture, modelFixture } from "./_shared.ts";
 
-const DIR = decodeURIComponent(
-  new URL("./fixtures/models/mistral/hf", import.meta.url).pathname,
-);
-const present = (() => {
-  try {
-    Deno.statSync(DIR);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const DIR = modelFixture("mistral/hf");
+const present = hasModelFixture("mistral/hf");
 const CTX = 64;
 const WINDOW = 8;
 

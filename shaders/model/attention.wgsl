@@ -14,7 +14,7 @@
 // attends only the entries of that set within the last `window` positions
 // (pos >= kv_len - window): the set is ascending, so they are its tail,
 // found by binary search; the entries before it get weight 0. Scores may
-// be soft-capped (Gemma 2): s = softcap * tanh(s / softcap).
+// be soft-capped (Gemma 2): s = SOFTCAP * tanh(s / SOFTCAP).
 
 struct Params {
   n_heads: u32,
@@ -22,12 +22,13 @@ struct Params {
   head_dim: u32,  // elements per head
   ctx: u32,       // elements per row of att (positions per sequence)
   scale: f32,     // 1 / sqrt(head_dim), or the model's own
-  softcap: f32,   // > 0: scores are soft-capped at it
   window: u32,    // > 0: the layer's sliding window (positions)
-  _pad: u32,
+  _pad0: u32,
+  _pad1: u32,
 }
 
 override WG: u32 = 64;
+override SOFTCAP: f32 = 0.0;  // > 0: scores soft-capped at it (Gemma 2); a pipeline constant
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> step: Step;
@@ -108,9 +109,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       s += q_sh[d] * kv_elem(row, head_off + d, false);
     }
     s *= p.scale;
-    // Soft-capping without a branch on the uniform alone (policy.wgsl
-    // says why); with softcap 0 the other arm is discarded.
-    s = select(s, p.softcap * safe_tanh(s / p.softcap), p.softcap > 0.0);
+    if (SOFTCAP > 0.0) { s = SOFTCAP * safe_tanh(s / SOFTCAP); }
     att[att_off + j] = s;
     m = max(m, s);
   }

@@ -1,16 +1,17 @@
 // y[t, :] = x[t, :] / sqrt(mean(x[t, :]^2) + eps) * weight, one workgroup
 // per token; with gather = 1, row t reads x row out_rows[t] (n_out rows).
-// With accumulate = 1, y[t, :] += the same (Gemma's post-norms, added to
-// the residual stream).
+// With ACCUMULATE = 1, y[t, :] += the same (Gemma's post-norms, added to
+// the residual stream); a pipeline constant, so plain norms never read y.
 
 struct Params {
   dim: u32,     // row width (elements)
   eps: f32,
   gather: u32,
-  accumulate: u32,
+  _pad: u32,
 }
 
 override WG: u32 = 64;
+override ACCUMULATE: u32 = 0u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> step: Step;
@@ -45,6 +46,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let scale = 1.0 / sqrt(sums[0] / f32(p.dim) + p.eps);
   for (var k = li; k < p.dim; k += WG) {
     let v = x[src + k] * scale * weight[k];
-    y[t * p.dim + k] = select(v, y[t * p.dim + k] + v, p.accumulate == 1u);
+    if (ACCUMULATE == 1u) {
+      y[t * p.dim + k] += v;
+    } else {
+      y[t * p.dim + k] = v;
+    }
   }
 }

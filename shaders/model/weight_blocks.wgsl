@@ -55,3 +55,11 @@ fn wb_scale_min_k4(i: u32, j: u32) -> vec2u {
   let c = (w[i + 2u] >> sh) & 0xffu;   // s[(j & 3) + 8]
   return vec2u(c & 15u, c >> 4u) | ((vec2u(a, b) >> vec2u(6u)) << vec2u(4u));
 }
+
+// Q4_K / Q5_K: sub-block j's multiplier d * scale and offset dmin * min,
+// for the block whose first word (d, dmin) is i: value = x * q - y.
+fn wb_k4_factors(i: u32, j: u32) -> vec2f {
+  let dm = unpack2x16float(w[i]);
+  let sm = wb_scale_min_k4(i + 1u, j);
+  return vec2f(dm.x * f32(sm.x), dm.y * f32(sm.y));
+}

@@ -14,11 +14,10 @@ fn w_get4(r: u32, k: u32, cols: u32) -> vec4f {
   let i = (r * (cols >> 8u) + (k >> 8u)) * 36u; // word of the block
   let e = k & 255u;
   let sb = e >> 5u;
-  let dm = unpack2x16float(w[i]);
-  let sm = wb_scale_min_k4(i + 1u, sb);
+  let f = wb_k4_factors(i, sb);
   let q = (w[i + 4u + ((sb >> 1u) << 3u) + ((e & 31u) >> 2u)] >> ((sb & 1u) << 2u)) &
     0x0f0f0f0fu;
-  return dm.x * f32(sm.x) * vec4f(wb_bytes4(q)) - dm.y * f32(sm.y);
+  return f.x * vec4f(wb_bytes4(q)) - f.y;
 }
 
 fn w_get(r: u32, k: u32, cols: u32) -> f32 {
@@ -30,15 +29,12 @@ fn w_get(r: u32, k: u32, cols: u32) -> f32 {
 fn w_get32(r: u32, k: u32, cols: u32) -> array<vec4f, 8> {
   let i = (r * (cols >> 8u) + (k >> 8u)) * 36u;
   let sb = (k & 255u) >> 5u;
-  let dm = unpack2x16float(w[i]);
-  let sm = wb_scale_min_k4(i + 1u, sb);
-  let scale = dm.x * f32(sm.x);
-  let mn = dm.y * f32(sm.y);
+  let f = wb_k4_factors(i, sb);
   let base = i + 4u + ((sb >> 1u) << 3u);
   let sh = (sb & 1u) << 2u;
   var o: array<vec4f, 8>;
   for (var j = 0u; j < 8u; j++) {
-    o[j] = scale * vec4f(wb_bytes4((w[base + j] >> sh) & 0x0f0f0f0fu)) - mn;
+    o[j] = f.x * vec4f(wb_bytes4((w[base + j] >> sh) & 0x0f0f0f0fu)) - f.y;
   }
   return o;
 }

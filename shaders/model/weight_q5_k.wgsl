@@ -17,11 +17,10 @@ fn w_get4(r: u32, k: u32, cols: u32) -> vec4f {
   let e = k & 255u;
   let sb = e >> 5u;
   let l = (e & 31u) >> 2u; // word within the sub-block's 32 bytes
-  let dm = unpack2x16float(w[i]);
-  let sm = wb_scale_min_k4(i + 1u, sb);
+  let f = wb_k4_factors(i, sb);
   let lo = (w[i + 12u + ((sb >> 1u) << 3u) + l] >> ((sb & 1u) << 2u)) & 0x0f0f0f0fu;
   let hi = ((w[i + 4u + l] >> sb) & 0x01010101u) << 4u;
-  return dm.x * f32(sm.x) * vec4f(wb_bytes4(lo | hi)) - dm.y * f32(sm.y);
+  return f.x * vec4f(wb_bytes4(lo | hi)) - f.y;
 }
 
 fn w_get(r: u32, k: u32, cols: u32) -> f32 {
@@ -33,17 +32,14 @@ fn w_get(r: u32, k: u32, cols: u32) -> f32 {
 fn w_get32(r: u32, k: u32, cols: u32) -> array<vec4f, 8> {
   let i = (r * (cols >> 8u) + (k >> 8u)) * 44u;
   let sb = (k & 255u) >> 5u;
-  let dm = unpack2x16float(w[i]);
-  let sm = wb_scale_min_k4(i + 1u, sb);
-  let scale = dm.x * f32(sm.x);
-  let mn = dm.y * f32(sm.y);
+  let f = wb_k4_factors(i, sb);
   let qs = i + 12u + ((sb >> 1u) << 3u);
   let sh = (sb & 1u) << 2u;
   var o: array<vec4f, 8>;
   for (var l = 0u; l < 8u; l++) {
     let lo = (w[qs + l] >> sh) & 0x0f0f0f0fu;
     let hi = ((w[i + 4u + l] >> sb) & 0x01010101u) << 4u;
-    o[l] = scale * vec4f(wb_bytes4(lo | hi)) - mn;
+    o[l] = f.x * vec4f(wb_bytes4(lo | hi)) - f.y;
   }
   return o;
 }

@@ -151,14 +151,12 @@ export function rmsnormDispatch(
     accumulate?: boolean;
   },
 ): Dispatch {
-  const pipeline = pipe(c.gpu, "rmsnorm", undefined, { WG: 64 });
+  const pipeline = pipe(c.gpu, "rmsnorm", undefined, {
+    WG: 64,
+    ACCUMULATE: o.accumulate ? 1 : 0,
+  });
   const params = new ArrayBuffer(16);
-  new Uint32Array(params).set([
-    o.dim,
-    0,
-    o.gather ? 1 : 0,
-    o.accumulate ? 1 : 0,
-  ]);
+  new Uint32Array(params).set([o.dim, 0, o.gather ? 1 : 0, 0]);
   new Float32Array(params)[1] = o.eps;
   return {
     label: "rmsnorm",
@@ -271,16 +269,14 @@ export function attentionDispatch(
     window?: number;
   },
 ): Dispatch {
-  const pipeline = pipe(c.gpu, "attention", undefined, { WG: 64 }, {
-    kvParts: o.kv.parts,
-  });
+  const pipeline = pipe(c.gpu, "attention", undefined, {
+    WG: 64,
+    SOFTCAP: o.softcap ?? 0,
+  }, { kvParts: o.kv.parts });
   const params = new ArrayBuffer(32);
   new Uint32Array(params).set([o.nHeads, o.nKvHeads, o.headDim, o.ctx]);
-  new Float32Array(params).set([
-    o.scale ?? 1 / Math.sqrt(o.headDim),
-    o.softcap ?? 0,
-  ], 4);
-  new Uint32Array(params)[6] = o.window ?? 0;
+  new Float32Array(params)[4] = o.scale ?? 1 / Math.sqrt(o.headDim);
+  new Uint32Array(params)[5] = o.window ?? 0;
   return {
     label: "attention",
     pipeline,

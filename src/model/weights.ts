@@ -65,7 +65,7 @@ function sliceRows(data: Data, rows: number, r0: number, r1: number): Data {
 /**
  * Throws a `TypeError` naming the first tensor whose type the GPU neither
  * keeps nor the Wasm core dequantizes (IQ*, TQ*, ...). Called at load
- * before anything is allocated.
+ * before anything is allocated (by `LlamaModel.load`).
  */
 export function checkWeightTypes(file: ModelFile): void {
   for (const t of file.tensors) {
@@ -84,7 +84,6 @@ export async function uploadWeights(
   file: ModelFile,
   onProgress?: UploadProgress,
 ): Promise<Weights> {
-  checkWeightTypes(file);
   const c = file.config;
   const traits = traitsOf(c);
   const total = file.tensors.filter((t) => t.name !== "rope_freqs.weight")
