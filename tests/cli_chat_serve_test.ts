@@ -30,6 +30,41 @@ function collect(stream: ReadableStream<Uint8Array>, into: { text: string }) {
   })();
 }
 
+/**
+ * `alisa chat` (plain template, greedy, context 512) replying at most
+ * `maxTokens`: its output as it arrives, a way to type a line, and how many
+ * "> " prompts it has shown.
+ */
+function chatSession(maxTokens: number) {
+  const proc = spawn([
+    "chat",
+    "--chat-template",
+    "plain",
+    "--temperature",
+    "0",
+    "--max-tokens",
+    String(maxTokens),
+    "--context",
+    "512",
+  ]);
+  const out = { text: "" }, err = { text: "" };
+  const done = Promise.all([
+    collect(proc.stdout, out),
+    collect(proc.stderr, err),
+  ]);
+  const w = proc.stdin.getWriter();
+  const enc = new TextEncoder();
+  return {
+    proc,
+    out,
+    err,
+    done,
+    w,
+    say: (s: string) => w.write(enc.encode(s + "\n")),
+    prompts: () => out.text.split("> ").length - 1,
+  };
+}
+
 async function until(f: () => boolean, ms = 60_000) {
   const t0 = Date.now();
   while (!f()) {
@@ -43,26 +78,7 @@ Deno.test({
     "chat: a conversation, /stats, /reset, Ctrl-C stops a reply and the session goes on, /quit",
   ignore,
   async fn() {
-    const p = spawn([
-      "chat",
-      "--chat-template",
-      "plain",
-      "--temperature",
-      "0",
-      "--max-tokens",
-      "6",
-      "--context",
-      "512",
-    ]);
-    const out = { text: "" }, err = { text: "" };
-    const done = Promise.all([
-      collect(p.stdout, out),
-      collect(p.stderr, err),
-    ]);
-    const w = p.stdin.getWriter();
-    const enc = new TextEncoder();
-    const say = (s: string) => w.write(enc.encode(s + "\n"));
-    const prompts = () => out.text.split("> ").length - 1;
+    const { proc: p, out, err, done, w, say, prompts } = chatSession(6);
     await until(() => prompts() >= 1);
     await say("Who is Emma?");
     await until(() => prompts() >= 2);
@@ -82,34 +98,24 @@ Deno.test({
     assertStringIncludes(err.text, "alisa chat:");
 
     // Ctrl-C during a long reply stops it; the next message is answered.
-    const q = spawn([
-      "chat",
-      "--chat-template",
-      "plain",
-      "--temperature",
-      "0",
-      "--max-tokens",
-      "400",
-      "--context",
-      "512",
-    ]);
-    const out2 = { text: "" }, err2 = { text: "" };
-    const done2 = Promise.all([
-      collect(q.stdout, out2),
-      collect(q.stderr, err2),
-    ]);
-    const w2 = q.stdin.getWriter();
-    const count = () => out2.text.split("> ").length - 1;
+    const {
+      proc: q,
+      out: out2,
+      done: done2,
+      w: w2,
+      say: say2,
+      prompts: count,
+    } = chatSession(400);
     await until(() => count() >= 1);
-    await w2.write(enc.encode("Tell me about the ball.\n"));
+    await say2("Tell me about the ball.");
     await until(() => out2.text.length > 40); // it is replying
     q.kill("SIGINT");
     await until(() => out2.text.includes("(stopped)"));
     await until(() => count() >= 2);
-    await w2.write(enc.encode("/stats\n"));
+    await say2("/stats");
     await until(() => count() >= 3);
     assertStringIncludes(out2.text, "(cancelled)");
-    await w2.write(enc.encode("/quit\n"));
+    await say2("/quit");
     assertEquals((await q.status).code, 0);
     await w2.close().catch(() => {});
     await done2;
