@@ -24,6 +24,7 @@ import { type GpuWeight, uploadWeight } from "../src/gpu/weights.ts";
 import type { GpuWeightType } from "../src/gpu/shaders.ts";
 import type { OpContext } from "../src/gpu/dispatch.ts";
 import { compare, f16ToF32 } from "./_shared.ts";
+import { toF16 } from "./_quant.ts";
 import {
   densePolicy,
   HAS_GPU,
@@ -37,15 +38,6 @@ import { rmsnorm, rope } from "./_reference.ts";
 
 const ignore = !HAS_GPU;
 
-/** f32 -> f16 bits (round to nearest even), through the Wasm core. */
-function toF16(x: Float32Array): Uint16Array {
-  return dequantize(
-    "F32",
-    new Uint8Array(x.buffer, x.byteOffset, x.byteLength),
-    x.length,
-    "f16",
-  ) as Uint16Array;
-}
 const roundF16 = (x: Float32Array) => Float32Array.from(toF16(x), f16ToF32);
 
 /** A random weight of `type` and its exact f32 values. */
